@@ -1,0 +1,1 @@
+"""Held-out evaluation shared by every stage and `llmpost eval`: generation, exact match, loss."""

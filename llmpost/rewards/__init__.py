@@ -1,0 +1,1 @@
+"""Reward functions shared by grpo, ppo and eval: verifiers, reward models, judges, user functions."""
