@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -20,16 +21,8 @@ from llmpost.artifacts.lineage import lineage_dict, lineage_tree
 from llmpost.artifacts.manifest import MANIFEST_FILE
 from llmpost.artifacts.refs import validate_name
 from llmpost.artifacts.store import Artifact, Store
+from llmpost.cli.options import StoreOpt
 
-StoreOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--store",
-        envvar="LLMPOST_STORE",
-        help="Artifact store directory [default: ./artifacts].",
-        show_default=False,
-    ),
-]
 RefArg = Annotated[str, typer.Argument(help="NAME (latest), NAME@vN, or the path of a version directory.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of the formatted view.")]
 
@@ -49,7 +42,7 @@ def ls(
     name: Annotated[str | None, typer.Argument(help="Only versions of this artifact name.")] = None,
     store: StoreOpt = None,
 ) -> None:
-    """List finished artifacts: ref, stage, when, key metrics and fingerprint."""
+    """List finished artifacts: ref, stage, when, fingerprint and key metrics."""
     st = Store.default(store)
     artifacts = st.list(validate_name(name) if name else None)
     if name and not artifacts:
@@ -83,7 +76,9 @@ def lineage(ref: RefArg, as_json: JsonOpt = False, store: StoreOpt = None) -> No
 
 
 def gc(
-    keep: Annotated[int, typer.Option(min=0, help="Newest versions to keep per name (latest always stays).")] = 1,
+    keep: Annotated[
+        int, typer.Option(min=0, help="Newest versions to keep per name (latest always stays).")
+    ] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
     store: StoreOpt = None,
 ) -> None:
@@ -106,18 +101,29 @@ def gc(
 
 
 def _artifacts_table(st: Store, artifacts: list[Artifact]) -> Table:
-    table = Table(title=f"artifacts in {escape(str(st.root))}", title_justify="left")
-    for column in ("ref", "stage", "created", "metrics", "fingerprint"):
-        table.add_column(column, overflow="fold")
+    # Compact enough for an 80-column terminal: light box, latest marked by a star.
+    table = Table(
+        title=f"artifacts in {escape(str(st.root))}",
+        title_justify="left",
+        caption="* = latest, fp = fingerprint",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("ref", no_wrap=True)
+    table.add_column("stage", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("fp", no_wrap=True)
+    table.add_column("metrics", overflow="fold")  # one per line, so folding is the last resort
     latest = {name: st.latest_version(name) for name in {a.name for a in artifacts}}
     for a in artifacts:
-        ref = f"[bold]{a.ref}[/bold]" + (" [green](latest)[/green]" if latest[a.name] == a.version else "")
+        star = " [green]*[/green]" if latest[a.name] == a.version else ""
         table.add_row(
-            ref,
+            f"[bold]{a.ref}[/bold]{star}",
             escape(str(a.manifest.get("stage") or "")),
             _local_time(a.manifest.get("finished_at")),
-            escape(_key_metrics(a.manifest.get("metrics"))),
-            str(a.manifest.get("fingerprint") or "")[:12],
+            str(a.manifest.get("fingerprint") or "")[:8],
+            escape(_key_metrics(a.manifest.get("metrics"), sep="\n")),
         )
     return table
 
@@ -133,7 +139,10 @@ def _summary_table(a: Artifact) -> Table:
         ("finished", _local_time(m.get("finished_at"))),
         ("wall time", f"{m['wall_time_s']:.1f}s" if isinstance(m.get("wall_time_s"), int | float) else None),
         ("base model", _base_model_text(m.get("base_model"))),
-        ("datasets", ", ".join(str(d.get("ref") if isinstance(d, dict) else d) for d in m.get("datasets") or [])),
+        (
+            "datasets",
+            ", ".join(str(d.get("ref") if isinstance(d, dict) else d) for d in m.get("datasets") or []),
+        ),
         ("parents", ", ".join(str(p.get("ref") or p.get("id")) for p in m.get("parents") or [])),
         ("seed", m.get("seed")),
         ("device", m.get("device")),
@@ -163,12 +172,12 @@ def _files_table(path: Path) -> Table:
     return table
 
 
-def _key_metrics(metrics: Any, limit: int | None = KEY_METRICS_SHOWN) -> str:
+def _key_metrics(metrics: Any, limit: int | None = KEY_METRICS_SHOWN, sep: str = "  ") -> str:
     """`k=v` for the first scalar metrics, in the order the stage recorded them."""
     if not isinstance(metrics, dict):
         return ""
     scalars = [(k, v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    return "  ".join(f"{k}={v:.4g}" for k, v in scalars[:limit])
+    return sep.join(f"{k}={v:.4g}" for k, v in scalars[:limit])
 
 
 def _base_model_text(base: Any) -> str | None:

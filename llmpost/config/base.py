@@ -47,7 +47,9 @@ class TrainConfig(Strict):
     seed: int = Field(0, description="random seed for data order, initialisation and sampling")
     epochs: float = Field(1.0, gt=0, description="passes over the training data (ignored when max_steps > 0)")
     max_steps: int = Field(-1, description="stop after this many optimizer steps; -1 = use epochs")
-    learning_rate: float = Field(2e-4, gt=0, description="peak learning rate")
+    learning_rate: float | None = Field(
+        None, gt=0, description="peak learning rate; default: 3e-3 for tiny, 2e-4 with LoRA, 2e-5 full fine-tuning"
+    )
     batch_size: int = Field(8, ge=1, description="examples per device per step")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
     max_length: int = Field(512, ge=8, description="truncate tokenized examples to this many tokens")

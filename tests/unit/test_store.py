@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,7 +29,9 @@ def publish(store: Store, name: str, **fields) -> Artifact:
 
 def visible_entries(root: Path) -> list[str]:
     """Everything a reader could mistake for an artifact (hidden and temp dirs excluded)."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.relative_to(root).parts[0].startswith("."))
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if not p.relative_to(root).parts[0].startswith(".")
+    )
 
 
 # -- publishing ---------------------------------------------------------------
@@ -96,6 +99,23 @@ def test_leaving_without_finalize_discards_the_work(tmp_path):
         (pending.dir / "note.txt").write_text("half done")
     assert not pending.dir.exists()
     assert store.list() == []
+
+
+def test_ctrl_c_while_publishing_is_delivered_after_latest_moves(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    publish(store, "sft")
+    point_latest = Store._point_latest
+
+    def interrupted_point_latest(self, name, version):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the rename and the symlink
+        point_latest(self, name, version)
+
+    monkeypatch.setattr(Store, "_point_latest", interrupted_point_latest)
+    with pytest.raises(KeyboardInterrupt):
+        publish(store, "sft")
+    # The version was published whole, and `latest` agrees with it.
+    assert os.readlink(tmp_path / "sft" / "latest") == "v2"
+    assert [a.version for a in store.list("sft")] == [1, 2]
 
 
 @pytest.mark.parametrize("bad", ["", "-x", ".hidden", "a/b", "sft@v1", "a b"])
@@ -221,7 +241,9 @@ def test_list_skips_unfinished_and_sorts(tmp_path):
 
 def two_generations(store: Store) -> tuple[Artifact, Artifact, Artifact]:
     base = {"id": "Qwen/Qwen2.5-0.5B", "revision": "abc123"}
-    sft = publish(store, "sft", base_model=base, datasets=[{"ref": "builtin:sft", "fingerprint": "d1", "rows": 100}])
+    sft = publish(
+        store, "sft", base_model=base, datasets=[{"ref": "builtin:sft", "fingerprint": "d1", "rows": 100}]
+    )
     rm = publish(store, "rm", stage="rm", base_model=base, parents=[sft.as_parent()])
     dpo = publish(
         store,

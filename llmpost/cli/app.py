@@ -1,0 +1,75 @@
+"""The `llmpost` command: registers the command groups and turns errors into exit codes.
+
+Exit codes: 0 ok, 1 the job failed, 2 bad usage/config/data, 130 interrupted.
+A `LlmpostError` prints one line and a hint; LLMPOST_DEBUG=1 shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from llmpost import __version__
+from llmpost.cli import model_cmds, store_cmds, train_cmds
+from llmpost.errors import LlmpostError
+
+app = typer.Typer(
+    name="llmpost",
+    help="The whole LLM post-training flow: sft, rm, ppo, dpo, judge, grpo — as shell commands "
+         "that write versioned, traceable artifacts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+err = Console(stderr=True)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"llmpost {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: Annotated[Optional[bool], typer.Option("--version", callback=version_callback, is_eager=True,
+                                                          help="Print the version and exit.")] = None) -> None:
+    """llmpost: post-training stages with versioned artifacts. Try `llmpost sft --help`."""
+
+
+for group in (train_cmds, model_cmds, store_cmds):
+    group.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    debug = os.environ.get("LLMPOST_DEBUG") == "1"
+    try:
+        code = app(standalone_mode=False)
+    except LlmpostError as exc:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
+        if exc.hint:
+            err.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}", highlight=False)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err.print("[bold red]interrupted[/bold red]: no artifact was written; `latest` is unchanged")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except Exception as exc:  # a failed job: one line, traceback on request
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/bold red] the job failed: {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+        err.print("[yellow]hint:[/yellow] set LLMPOST_DEBUG=1 for the full traceback", highlight=False)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,50 @@
+"""`llmpost doctor`: what this machine can run."""
+
+from __future__ import annotations
+
+import os
+
+from rich.table import Table
+
+from llmpost.artifacts.manifest import package_versions
+
+
+def doctor_report() -> Table:
+    table = Table(title="llmpost doctor", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    for name, version in package_versions().items():
+        table.add_row(name, version or "[red]not installed[/red]")
+    table.add_row("device", device_line())
+    table.add_row("4-bit (QLoRA)", four_bit_line())
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    table.add_row("hub", "offline (HF_HUB_OFFLINE=1)" if offline else "online allowed")
+    table.add_row("store", os.environ.get("LLMPOST_STORE", "./artifacts"))
+    return table
+
+
+def device_line() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        names = {torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}
+        return f"CUDA x{torch.cuda.device_count()}: {', '.join(sorted(names))}"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "MPS (Apple)"
+    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def four_bit_line() -> str:
+    """Quantise and run one real 4-bit layer: the honest test of QLoRA support."""
+    try:
+        import bitsandbytes as bnb
+        import torch
+    except ImportError:
+        return "[red]unavailable[/red]: pip install bitsandbytes"
+    try:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        layer = bnb.nn.Linear4bit(64, 64, compute_dtype=torch.float32, quant_type="nf4").to(device)
+        layer(torch.randn(2, 64, device=device))
+        return f"[green]ok[/green] (bitsandbytes {bnb.__version__}, NF4 on {device})"
+    except Exception as exc:
+        return f"[red]failed[/red]: {type(exc).__name__}: {exc}"

@@ -1,0 +1,59 @@
+"""`llmpost eval`, `generate`, `export`, `doctor`: looking at and shipping models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from llmpost.cli.options import ConfigOpt, OutOpt, PrintConfigOpt, SetOpt, StoreOpt
+from llmpost.cli.stage_runner import console, run_stage_command
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval", epilog="Example: llmpost eval sft --data builtin:arith-prompts:test")
+    def eval_(ref: Annotated[str, typer.Argument(help="Model: artifact ref, 'tiny', local dir or hub id.")],
+              data: Annotated[Optional[str], typer.Option("--data", "-d", help="Held-out rows with prompt + answer.")] = None,
+              max_samples: Annotated[Optional[int], typer.Option(help="Evaluate at most N rows.")] = None,
+              out: OutOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
+              print_config: PrintConfigOpt = False, store: StoreOpt = None):
+        """Held-out exact-match of a model's greedy answers; writes an `eval` artifact."""
+        flags = {"model": ref, "data": data, "max_samples": max_samples, "out": out}
+        run_stage_command("eval", flags=flags, config_file=config, sets=set_, print_config=print_config, store=store)
+
+    @app.command(epilog='Example: llmpost generate sft "Ann has 3 pens and gets 4 more. How many pens does Ann have?"')
+    def generate(ref: Annotated[str, typer.Argument(help="Model: artifact ref, 'tiny', local dir or hub id.")],
+                 prompt: Annotated[str, typer.Argument(help="The user message.")],
+                 max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 64,
+                 temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+                 store: StoreOpt = None):
+        """Answer one prompt with a model, for a quick look."""
+        from llmpost.artifacts.store import Store
+        from llmpost.evaluation.generation import generate as gen
+        from llmpost.models.load import load_model, load_tokenizer, resolve_model
+
+        src = resolve_model(ref, Store.default(store))
+        tokenizer, model = load_tokenizer(src), load_model(src)
+        text = gen(model, tokenizer, [[{"role": "user", "content": prompt}]], max_new_tokens=max_new_tokens,
+                   do_sample=temperature > 0, temperature=temperature or 1.0)[0]
+        print(text)
+
+    @app.command(epilog="Example: llmpost export sft-lora --merge merged/")
+    def export(ref: Annotated[str, typer.Argument(help="Model artifact ref (full model or adapter).")],
+               merge: Annotated[Path, typer.Option("--merge", help="Directory to write the merged full model to.")],
+               store: StoreOpt = None):
+        """Write a plain transformers model (adapter merged into its base) loadable without llmpost."""
+        from llmpost.artifacts.store import Store
+        from llmpost.models.export import export_merged
+        from llmpost.models.load import resolve_model
+
+        out = export_merged(resolve_model(ref, Store.default(store)), merge)
+        console.print(f"merged model written to [bold]{out}[/bold] (load with AutoModelForCausalLM.from_pretrained)")
+
+    @app.command(epilog="Example: llmpost doctor")
+    def doctor():
+        """Report versions, the compute device, 4-bit (bitsandbytes) support and offline mode."""
+        from llmpost.cli.doctor import doctor_report
+
+        console.print(doctor_report())

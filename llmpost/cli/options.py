@@ -1,0 +1,28 @@
+"""Shared `Annotated` options, so every stage command spells its flags the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+PRECEDENCE = (
+    "Config precedence, lowest to highest: stage defaults < recipe defaults < recipe stage block "
+    "< --config FILE < flags < --set KEY=VALUE."
+)
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Base model: 'tiny', an artifact ref (NAME, NAME@vN), a local dir or a hub id.")]
+DataOpt = Annotated[Optional[str], typer.Option("--data", "-d", help="Training data: a file (.jsonl/.json/.csv/.parquet), a saved dataset dir, builtin:NAME or a hub id.")]
+OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", help="Artifact name; each run writes a new version NAME/vN.")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed.")]
+EpochsOpt = Annotated[Optional[float], typer.Option("--epochs", help="Passes over the training data.")]
+StepsOpt = Annotated[Optional[int], typer.Option("--max-steps", help="Stop after N optimizer steps (-1: use epochs).")]
+LrOpt = Annotated[Optional[float], typer.Option("--learning-rate", "--lr", help="Peak learning rate.")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Examples per device per step.")]
+LoraOpt = Annotated[Optional[bool], typer.Option("--lora/--no-lora", help="Train a LoRA adapter instead of all weights.")]
+QloraOpt = Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit NF4 base (bitsandbytes) + LoRA.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file with this stage's settings.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override any key: --set max_steps=3 --set lora.r=8 (repeatable).")]
+PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")]
+StoreOpt = Annotated[Optional[str], typer.Option("--store", envvar="LLMPOST_STORE", help="Artifact store directory (default ./artifacts).")]

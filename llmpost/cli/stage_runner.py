@@ -1,0 +1,65 @@
+"""What every stage command does: layer its config, then run it into the store and report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from llmpost.config.resolve import load_yaml, parse_sets, resolve, to_yaml
+
+console = Console(stderr=True)
+
+
+def flags_to_layer(flags: dict[str, Any]) -> dict[str, Any]:
+    """Explicit flags (dotted keys, None = not given) as a nested config layer."""
+    layer: dict[str, Any] = {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        node = layer
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return layer
+
+
+def resolve_stage_config(stage: str, *, flags: dict[str, Any], config_file: Path | None = None,
+                         sets: list[str] | None = None, base_layers: list[dict] | None = None):
+    """The stage's validated config from all sources, in precedence order."""
+    from llmpost.stages import load_stage
+
+    layers = list(base_layers or [])
+    if config_file is not None:
+        layers.append(load_yaml(config_file))
+    layers.append(flags_to_layer(flags))
+    layers.append(parse_sets(sets))
+    return resolve(load_stage(stage).Config, layers, source=f"{stage} config")
+
+
+def run_stage_command(stage: str, *, flags: dict[str, Any], config_file: Path | None, sets: list[str] | None,
+                      print_config: bool, store: str | None) -> None:
+    """Resolve, then run the stage and print where its artifact landed and its headline metrics."""
+    cfg = resolve_stage_config(stage, flags=flags, config_file=config_file, sets=sets)
+    if print_config:
+        print(to_yaml(cfg), end="")
+        return
+    from llmpost.artifacts.store import Store
+    from llmpost.pipeline.execute import execute_stage
+
+    outcome = execute_stage(stage, cfg, Store.default(store), console=console)
+    show_outcome(outcome)
+
+
+def show_outcome(outcome) -> None:
+    artifact = outcome.artifact
+    table = Table(title=f"{artifact.ref}  ({outcome.wall_time_s:.0f}s)", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in (artifact.manifest.get("metrics") or {}).items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"artifact: [bold]{artifact.ref}[/bold] -> {artifact.path}")

@@ -1,0 +1,1 @@
+"""Progress, metrics.jsonl, PNG plots and model cards."""

@@ -1,0 +1,46 @@
+"""`llmpost eval`: the held-out task evaluation on any model, as an artifact of its own.
+
+Reports exact-match accuracy of greedy answers on prompt+answer data and, when
+conversation data is given, the held-out loss of the reference answers.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from llmpost.config.base import Strict
+from llmpost.stages.context import StageContext, StageResult
+
+
+class Config(Strict):
+    model: str = Field("tiny", description="the model to evaluate: an artifact ref, 'tiny', a local dir or a hub id")
+    data: str = Field("builtin:arith-prompts:test", description="held-out rows with a prompt and a reference answer")
+    out: str | None = Field(None, description="artifact name for the report; default 'eval'")
+    seed: int = Field(0, description="random seed")
+    qlora: bool = Field(False, description="load the base in 4-bit")
+    trust_remote_code: bool = Field(False, description="allow model repos to run their own code")
+    max_samples: int = Field(200, ge=1, description="evaluate on at most this many rows")
+    max_new_tokens: int = Field(32, ge=1, description="generation budget per answer")
+    batch_size: int = Field(64, ge=1, description="prompts generated at once")
+
+
+def inputs(cfg: Config) -> dict[str, list[str]]:
+    return {"models": [cfg.model], "data": [cfg.data]}
+
+
+def run(cfg: Config, ctx: StageContext) -> StageResult:
+    from llmpost.data.formats import to_prompts
+    from llmpost.evaluation.task import exact_match
+    from llmpost.models.load import load_model, load_tokenizer
+    from llmpost.stages.training import set_seed
+
+    set_seed(cfg.seed)
+    src = ctx.model(cfg.model)
+    rows = to_prompts(ctx.data(cfg.data).rows, cfg.data)[: cfg.max_samples]
+    tokenizer = load_tokenizer(src, cfg.trust_remote_code)
+    model = load_model(src, qlora=cfg.qlora, trust_remote_code=cfg.trust_remote_code)
+    report = exact_match(model, tokenizer, rows, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                         keep_samples=10)
+    return StageResult(metrics={"exact_match": report["exact_match"], "n_eval": report["n"]}, eval=report)
+
+

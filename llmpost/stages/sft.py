@@ -1,0 +1,97 @@
+"""`llmpost sft`: supervised fine-tuning on conversations, on TRL's SFTTrainer.
+
+run(): resolve inputs -> load model -> evaluate before -> train -> evaluate
+after -> save. Loss is on the assistant's completion only.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from llmpost.config.base import TrainConfig
+from llmpost.stages.context import StageContext, StageResult
+
+DEFAULT_EVAL = "builtin:arith-prompts:test"
+
+
+class Config(TrainConfig):
+    data: str = Field("builtin:arith-sft", description="conversations: messages, prompt/completion, Alpaca or ShareGPT rows")
+    loss_data: str | None = Field(
+        "builtin:arith-sft:test", description="held-out conversations for eval loss; null to skip"
+    )
+    packing: bool = Field(False, description="pack several short examples into one sequence")
+    completion_only_loss: bool = Field(True, description="train on the completion only, not on the prompt")
+
+
+def inputs(cfg: Config) -> dict[str, list[str]]:
+    """The model and data references this run reads (for lineage and the fingerprint)."""
+    data = [cfg.data]
+    if cfg.eval.enabled:
+        data.append(cfg.eval.data or DEFAULT_EVAL)
+        if cfg.loss_data:
+            data.append(cfg.loss_data)
+    return {"models": [cfg.model], "data": data}
+
+
+def run(cfg: Config, ctx: StageContext) -> StageResult:
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from llmpost.data.formats import to_prompts, to_sft
+    from llmpost.evaluation.task import exact_match
+    from llmpost.models.load import load_model, load_tokenizer, lora_config
+    from llmpost.models.save import save_model
+    from llmpost.stages.training import report_callback, set_seed
+
+    set_seed(cfg.seed)
+    src = ctx.model(cfg.model)
+    args = build_sft_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
+    train = to_sft(ctx.data(cfg.data).rows, cfg.data)
+    held_out = to_prompts(ctx.data(cfg.eval.data or DEFAULT_EVAL).rows, cfg.eval.data or DEFAULT_EVAL) if cfg.eval.enabled else []
+    loss_rows = to_sft(ctx.data(cfg.loss_data).rows, cfg.loss_data) if cfg.eval.enabled and cfg.loss_data else None
+
+    tokenizer = load_tokenizer(src, cfg.trust_remote_code)
+    model = load_model(src, qlora=cfg.qlora, trainable_adapter=bool(src.adapter_path),
+                       trust_remote_code=cfg.trust_remote_code)
+    peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
+
+    def evaluate(m) -> dict:
+        return exact_match(m, tokenizer, held_out[: cfg.eval.max_samples], max_new_tokens=cfg.eval.max_new_tokens,
+                           batch_size=cfg.eval.batch_size)
+
+    before = evaluate(model) if held_out else None
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(loss_rows) if loss_rows else None,
+        processing_class=tokenizer, peft_config=peft_config,
+        callbacks=[report_callback(ctx, "sft")],
+    )
+    trainer.train()
+    after = evaluate(trainer.model) if held_out else None
+    eval_loss = trainer.evaluate()["eval_loss"] if loss_rows else None
+
+    save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
+    report = {
+        "exact_match_before": before and before["exact_match"],
+        "exact_match": after and after["exact_match"],
+        "eval_loss": eval_loss,
+        "n_eval": after and after["n"],
+        "samples": after and after["samples"],
+    }
+    final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)
+    metrics = {k: v for k, v in {"exact_match_before": report["exact_match_before"], "exact_match": report["exact_match"],
+                                  "eval_loss": eval_loss, "train_loss": final_loss,
+                                  "steps": trainer.state.global_step}.items() if v is not None}
+    return StageResult(metrics=metrics, eval=report)
+
+
+def build_sft_args(cfg: Config, ctx: StageContext, is_tiny: bool):
+    from trl import SFTConfig
+
+    from llmpost.stages.trainer_args import build_args
+
+    return build_args(
+        SFTConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
+        max_length=cfg.max_length, packing=cfg.packing, completion_only_loss=cfg.completion_only_loss,
+        eval_strategy="no", dataset_num_proc=None,
+    )
