@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from llmpost import __version__
-from llmpost.cli import model_cmds, store_cmds, train_cmds
+from llmpost.cli import cmd_dpo, cmd_grpo, cmd_judge, cmd_rm, cmd_run, model_cmds, store_cmds, train_cmds
 from llmpost.errors import LlmpostError
 
 app = typer.Typer(
@@ -42,7 +42,7 @@ def root(version: Annotated[Optional[bool], typer.Option("--version", callback=v
     """llmpost: post-training stages with versioned artifacts. Try `llmpost sft --help`."""
 
 
-for group in (train_cmds, model_cmds, store_cmds):
+for group in (train_cmds, cmd_dpo, cmd_rm, cmd_judge, cmd_grpo, model_cmds, store_cmds, cmd_run):
     group.register(app)
 
 
@@ -51,6 +51,10 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     debug = os.environ.get("LLMPOST_DEBUG") == "1"
+    if not debug:  # library chatter (per-map progress bars, info logs) hides llmpost's own output
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     try:
         code = app(standalone_mode=False)
     except LlmpostError as exc:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
 
 from llmpost.cli.options import ConfigOpt, OutOpt, PrintConfigOpt, SetOpt, StoreOpt
 from llmpost.cli.stage_runner import console, run_stage_command
@@ -56,4 +57,4 @@ def register(app: typer.Typer) -> None:
         """Report versions, the compute device, 4-bit (bitsandbytes) support and offline mode."""
         from llmpost.cli.doctor import doctor_report
 
-        console.print(doctor_report())
+        Console().print(doctor_report())  # a report: stdout, so it can be piped

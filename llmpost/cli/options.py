@@ -26,3 +26,10 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML 
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override any key: --set max_steps=3 --set lora.r=8 (repeatable).")]
 PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")]
 StoreOpt = Annotated[Optional[str], typer.Option("--store", envvar="LLMPOST_STORE", help="Artifact store directory (default ./artifacts).")]
+
+# Scaling out: re-run the command on several processes (see llmpost/launch/).
+LAUNCH_PANEL = "Multi-process (DDP / DeepSpeed / FSDP)"
+LauncherOpt = Annotated[Optional[str], typer.Option("--launcher", rich_help_panel=LAUNCH_PANEL, help="Re-run this command under 'torchrun' or 'accelerate' (launch); only rank 0 writes the artifact.")]
+NumProcessesOpt = Annotated[Optional[int], typer.Option("--num-processes", min=1, rich_help_panel=LAUNCH_PANEL, help="Processes for --launcher: one per GPU; on CPU, DDP over gloo.")]
+DeepspeedOpt = Annotated[Optional[str], typer.Option("--deepspeed", rich_help_panel=LAUNCH_PANEL, help="DeepSpeed ZeRO under --launcher: zero2, zero3 or a DeepSpeed JSON file (CUDA GPUs).")]
+FsdpOpt = Annotated[Optional[bool], typer.Option("--fsdp", rich_help_panel=LAUNCH_PANEL, help="Shard the model with PyTorch FSDP under --launcher (CUDA GPUs).")]

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from llmpost.config.resolve import load_yaml, parse_sets, resolve, to_yaml
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress and chatter
+results = Console()  # the outcome: stdout, so scripts can read it
 
 
 def flags_to_layer(flags: dict[str, Any]) -> dict[str, Any]:
@@ -61,5 +62,5 @@ def show_outcome(outcome) -> None:
     table.add_column("value", justify="right")
     for key, value in (artifact.manifest.get("metrics") or {}).items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    console.print(table)
-    console.print(f"artifact: [bold]{artifact.ref}[/bold] -> {artifact.path}")
+    results.print(table)
+    results.print(f"artifact: [bold]{artifact.ref}[/bold] -> {artifact.path}")

@@ -4,6 +4,11 @@ resolve inputs -> fingerprint -> (reuse?) -> stage.run() into a temp dir ->
 config.yaml, eval.json, plots, model card -> manifest written last, atomically
 renamed into NAME/vN. A crash or Ctrl-C leaves no visible version and never
 moves `latest`.
+
+Resume: the stage's scratch dir (`ctx.work_dir`, where trainers keep checkpoints)
+is keyed by name + fingerprint and survives a crash, so rerunning the same stage
+with the same config and inputs continues from its last checkpoint
+(`stages.training.resume_checkpoint`). It is removed once the artifact is final.
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from pydantic import BaseModel
 from rich.console import Console
 
+from llmpost.artifacts.locking import hold_dir_lock
 from llmpost.artifacts.manifest import package_versions, sha256_json
 from llmpost.artifacts.store import Artifact, Store
 from llmpost.config.resolve import to_yaml
+from llmpost.launch.ranks import train_on_other_rank, wait_for_all_ranks
 from llmpost.stages import load_stage
 from llmpost.stages.context import StageContext
+from llmpost.stages.training import last_checkpoint
 
 PLOTTED = ["loss", "eval_loss", "learning_rate", "reward", "rewards/accuracies", "rewards/margins",
            "kl", "objective/kl", "value_loss", "policy_loss", "reward_mean", "accuracy"]
@@ -34,6 +43,7 @@ class Outcome:
     artifact: Artifact
     reused: bool
     wall_time_s: float
+    resumed_from_step: int | None = None  # set when an interrupted run was continued from a checkpoint
 
 
 def fingerprint_of(stage: str, cfg: BaseModel, ctx: StageContext) -> str:
@@ -61,44 +71,98 @@ def prepare(stage: str, cfg: BaseModel, store: Store, console: Console | None = 
     return ctx, fingerprint_of(stage, cfg, ctx)
 
 
+def work_dir_for(store: Store, name: str, fingerprint: str) -> Path:
+    """The stage's scratch dir: the same for the same name, config and inputs, so a rerun finds its checkpoints."""
+    return store.root / ".tmp" / f"work-{name}-{fingerprint[:16]}"
+
+
 def execute_stage(stage: str, cfg: BaseModel, store: Store, *, console: Console | None = None,
-                  reuse: bool = False) -> Outcome:
-    """Run `stage` with resolved `cfg` and finalize its artifact; with `reuse`, return an identical finished one."""
+                  reuse: bool = False, prepared: tuple[StageContext, str] | None = None) -> Outcome:
+    """Run `stage` with resolved `cfg` and finalize its artifact; with `reuse`, return an identical finished one.
+
+    `prepared` is what `prepare()` returned for this very config, when the caller already has it.
+    An interrupted earlier run of the same stage is continued from its last checkpoint.
+    """
     started = time.time()
-    ctx, fingerprint = prepare(stage, cfg, store, console)
+    ctx, fingerprint = prepared or prepare(stage, cfg, store, console)
     if reuse:
         found = store.find_by_fingerprint(ctx.name, fingerprint)
         if found is not None:
             return Outcome(found, True, time.time() - started)
     module = load_stage(stage)
-    ctx.work_dir = store.root / ".tmp" / f"work-{ctx.name}-{fingerprint[:16]}"
-    with store.begin(ctx.name) as pending:
-        ctx.out_dir = pending.dir
-        started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        result = module.run(cfg, ctx)
-        wall = time.time() - started
-        (pending.dir / "config.yaml").write_text(to_yaml(cfg))
-        if result.eval is not None:
-            (pending.dir / "eval.json").write_text(json.dumps(result.eval, indent=2, default=str))
-        fields = {
-            "stage": stage,
-            "config": cfg.model_dump(mode="json"),
-            "config_sha256": sha256_json(cfg.model_dump(mode="json")),
-            "parents": ctx.parents(),
-            "base_model": ctx.base_model(),
-            "datasets": ctx.dataset_records(),
-            "seed": getattr(cfg, "seed", None),
-            "versions": package_versions(),
-            "device": device_description(),
-            "metrics": result.metrics,
-            "wall_time_s": round(wall, 2),
-            "fingerprint": fingerprint,
-            "started_at": started_at,
-        }
-        write_extras(pending.dir, fields, result)
-        artifact = pending.finalize(fields)
-    shutil.rmtree(ctx.work_dir, ignore_errors=True)
-    return Outcome(artifact, False, wall)
+    ctx.work_dir = work_dir_for(store, ctx.name, fingerprint)
+    if not ctx.is_main_process:  # under torchrun/accelerate: train alongside rank 0, never write to the store
+        train_on_other_rank(module, cfg, ctx)
+        return Outcome(store.find_by_fingerprint(ctx.name, fingerprint), False, time.time() - started)
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    work_lock = hold_dir_lock(ctx.work_dir)  # `gc` must not take a live run's checkpoints
+    try:
+        resumed = checkpoint_progress(ctx.work_dir)
+        if resumed is not None:
+            ctx.console.print(f"[bold]{ctx.name}[/bold]: resuming an interrupted run from step {resumed.step} "
+                              f"({resumed.path.name})")
+        with store.begin(ctx.name) as pending:
+            ctx.out_dir = pending.dir
+            started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            result = module.run(cfg, ctx)
+            wall = time.time() - started
+            if resumed is not None:
+                prepend_metrics(pending.dir / "metrics.jsonl", resumed.logs)
+            (pending.dir / "config.yaml").write_text(to_yaml(cfg))
+            if result.eval is not None:
+                (pending.dir / "eval.json").write_text(json.dumps(result.eval, indent=2, default=str))
+            fields = {
+                "stage": stage,
+                "config": cfg.model_dump(mode="json"),
+                "config_sha256": sha256_json(cfg.model_dump(mode="json")),
+                "parents": ctx.parents(),
+                "base_model": ctx.base_model(),
+                "datasets": ctx.dataset_records(),
+                "seed": getattr(cfg, "seed", None),
+                "versions": package_versions(),
+                "device": device_description(),
+                "metrics": result.metrics,
+                "wall_time_s": round(wall, 2),
+                "fingerprint": fingerprint,
+                "started_at": started_at,
+                "resumed_from_step": resumed.step if resumed is not None else None,
+            }
+            write_extras(pending.dir, fields, result)
+            artifact = pending.finalize(fields)
+    finally:
+        os.close(work_lock)
+    shutil.rmtree(ctx.work_dir, ignore_errors=True)  # finished: the checkpoints are no longer needed
+    wait_for_all_ranks()  # the other ranks return this artifact once it is published
+    return Outcome(artifact, False, wall, resumed.step if resumed is not None else None)
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    step: int
+    logs: list[dict]  # the training logs up to the checkpoint (its trainer_state.json log_history)
+
+
+def checkpoint_progress(work_dir: Path) -> Checkpoint | None:
+    """The checkpoint an interrupted run left in `work_dir`, with the logs it had written so far."""
+    path = last_checkpoint(work_dir)
+    if path is None:
+        return None
+    state = json.loads((path / "trainer_state.json").read_text())
+    return Checkpoint(path, int(state.get("global_step", 0)), list(state.get("log_history") or []))
+
+
+def prepend_metrics(metrics_path: Path, earlier: list[dict]) -> None:
+    """Put the interrupted run's logs in front of the resumed run's, so metrics.jsonl covers every step."""
+    from llmpost.reporting.metrics import read_metrics
+
+    later = read_metrics(metrics_path)
+    first_new = min((row["step"] for row in later), default=None)
+    kept = [row for row in earlier if "step" in row and (first_new is None or row["step"] < first_new)]
+    if not kept:
+        return
+    rows = [{k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)} for row in kept]
+    metrics_path.write_text("".join(json.dumps(row) + "\n" for row in rows + later))
 
 
 def write_extras(out_dir, fields: dict, result) -> None:

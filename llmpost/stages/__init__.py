@@ -13,6 +13,10 @@ from types import ModuleType
 STAGES: dict[str, str] = {
     "sft": "llmpost.stages.sft",
     "eval": "llmpost.stages.eval",
+    "dpo": "llmpost.stages.dpo",
+    "rm": "llmpost.stages.rm",
+    "judge": "llmpost.stages.judge",
+    "grpo": "llmpost.stages.grpo",
 }
 
 

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from llmpost.artifacts.store import Store
 from llmpost.data.load import LoadedData, load_rows
+from llmpost.launch import ranks
 from llmpost.models.load import ModelSource, resolve_model
 
 
@@ -36,7 +37,7 @@ class StageContext:
     console: Console = field(default_factory=Console)
     out_dir: Path | None = None  # the artifact being written (becomes NAME/vN)
     work_dir: Path | None = None  # scratch for checkpoints; kept across a crash for resume
-    is_main_process: bool = True
+    is_main_process: bool = field(default_factory=ranks.is_main_process)  # rank 0 of a launched run, or alone
     models: dict[str, ModelSource] = field(default_factory=dict)
     datasets: dict[str, LoadedData] = field(default_factory=dict)
 

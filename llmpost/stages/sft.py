@@ -41,7 +41,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.evaluation.task import exact_match
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
-    from llmpost.stages.training import report_callback, set_seed
+    from llmpost.stages.training import quiet, report_callback, resume_checkpoint, set_seed
 
     set_seed(cfg.seed)
     src = ctx.model(cfg.model)
@@ -60,13 +60,13 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                            batch_size=cfg.eval.batch_size)
 
     before = evaluate(model) if held_out else None
-    trainer = SFTTrainer(
+    trainer = quiet(SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(loss_rows) if loss_rows else None,
         processing_class=tokenizer, peft_config=peft_config,
         callbacks=[report_callback(ctx, "sft")],
-    )
-    trainer.train()
+    ))
+    trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
     after = evaluate(trainer.model) if held_out else None
     eval_loss = trainer.evaluate()["eval_loss"] if loss_rows else None
 
@@ -89,9 +89,10 @@ def build_sft_args(cfg: Config, ctx: StageContext, is_tiny: bool):
     from trl import SFTConfig
 
     from llmpost.stages.trainer_args import build_args
+    from llmpost.stages.training import checkpoint_args
 
     return build_args(
         SFTConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
         max_length=cfg.max_length, packing=cfg.packing, completion_only_loss=cfg.completion_only_loss,
-        eval_strategy="no", dataset_num_proc=None,
+        eval_strategy="no", dataset_num_proc=None, **checkpoint_args(),
     )

@@ -1,6 +1,9 @@
-"""Small helpers every training stage calls: seeding and the progress/metrics callback."""
+"""Small helpers every training stage calls: seeding, the progress/metrics callback, checkpoint/resume."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from llmpost.stages.context import StageContext
 
@@ -18,3 +21,47 @@ def report_callback(ctx: StageContext, description: str):
     from llmpost.reporting.metrics import MetricsLog
 
     return ReportCallback(MetricsLog(ctx.out_dir / "metrics.jsonl"), ctx.console, description)
+
+
+def quiet(trainer):
+    """Drop transformers' own stdout printer: `report_callback` already shows progress and logs."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
+# A resumable checkpoint every 10% of training (transformers reads a save_steps below 1 as a
+# ratio of the total steps); one is kept. `trainer: {save_strategy: "no"}` turns it off.
+CHECKPOINTING = {"save_strategy": "steps", "save_steps": 0.1, "save_total_limit": 1}
+
+
+def checkpoint_args() -> dict:
+    """Trainer arguments that keep a resumable checkpoint in the stage's work dir (pass to build_args)."""
+    return dict(CHECKPOINTING)
+
+
+def resume_checkpoint(ctx: StageContext) -> str | None:
+    """The checkpoint an interrupted run of this exact stage left in `ctx.work_dir`, or None.
+
+    Pass it to `trainer.train(resume_from_checkpoint=...)`: the work dir is keyed by the
+    stage's fingerprint, so a checkpoint there always belongs to the same config and inputs.
+    """
+    found = last_checkpoint(ctx.work_dir) if ctx.work_dir is not None else None
+    return str(found) if found is not None else None
+
+
+def last_checkpoint(work_dir: str | Path) -> Path | None:
+    """The newest complete `checkpoint-N` under `work_dir` (trainer_state.json is written last)."""
+    root = Path(work_dir)
+    if not root.is_dir():
+        return None
+    steps = sorted((int(p.name.split("-")[1]), p) for p in root.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+    for _, path in reversed(steps):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue  # killed while saving: fall back to the one before
+        return path
+    return None

@@ -1,0 +1,44 @@
+# llmpost: `make quickstart` and `make test` are all a newcomer needs.
+# Every target installs what it needs first (into .venv, through constraints.txt).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install quickstart test test-slow lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+## Train the tiny model on the built-in task, offline, and show before/after accuracy.
+quickstart: install
+	$(BIN)/llmpost sft --model tiny --data builtin:arith-sft --out quickstart-sft \
+		--batch-size 32 --set max_steps=1000 --set logging_steps=50
+
+## The test suite (< 15 min on 2 CPU cores); slow acceptance runs are in test-slow.
+test: install
+	$(BIN)/pytest -q
+
+test-slow: install
+	$(BIN)/pytest -q -m slow
+
+lint: install
+	$(BIN)/ruff check .
+
+## Benchmarks: ratios measured side by side in one run, written to bench-results.jsonl.
+bench: install
+	rm -f bench-results.jsonl
+	$(BIN)/pytest -q -s -m bench tests/benchmarks
+	$(BIN)/python -m tests.benchmarks.table bench-results.jsonl
+
+clean:
+	rm -rf $(VENV) artifacts bench-results.jsonl

@@ -1,0 +1,67 @@
+"""`llmpost grpo`: GRPO with verifiable rewards, reward models, judges or your own functions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from llmpost.cli.options import (
+    PRECEDENCE,
+    BatchOpt,
+    ConfigOpt,
+    EpochsOpt,
+    LoraOpt,
+    LrOpt,
+    ModelOpt,
+    OutOpt,
+    PrintConfigOpt,
+    QloraOpt,
+    SeedOpt,
+    SetOpt,
+    StepsOpt,
+    StoreOpt,
+)
+from llmpost.cli.stage_runner import run_stage_command
+from llmpost.cli.train_cmds import common_flags
+
+PromptsOpt = Annotated[str | None, typer.Option(
+    "--prompts", "--data", "-d",
+    help="Prompts (+ the columns rewards read: answer, tests, ...): a file, a saved dataset dir, builtin:NAME or a hub id.")]
+RewardOpt = Annotated[list[str] | None, typer.Option(
+    "--reward", "-r",
+    help="NAME[=WEIGHT], repeatable: exact_match, math, format[:REGEX], length[:min=N,max=M], "
+         "code_exec[:cpu=2,wall=5,memory_mb=512], rm:REF, judge:SPEC, path/file.py:fn, module:fn.")]
+GenerationsOpt = Annotated[int | None, typer.Option("--num-generations", "-G", help="Completions sampled per prompt.")]
+BetaOpt = Annotated[float | None, typer.Option("--beta", help="KL strength towards the starting model (0: no reference model).")]
+EpsilonOpt = Annotated[float | None, typer.Option("--epsilon", help="Clip range of the policy ratio.")]
+CompletionOpt = Annotated[int | None, typer.Option("--max-completion-length", help="Longest completion in tokens.")]
+TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="Sampling temperature of the completions.")]
+LossOpt = Annotated[str | None, typer.Option("--loss-type", help="dapo, grpo, dr_grpo, bnpo, cispo, sapo, luspo or vespo.")]
+SystemOpt = Annotated[str | None, typer.Option("--system-prompt", help="System message put before every prompt.")]
+VllmOpt = Annotated[bool | None, typer.Option("--vllm/--no-vllm", help="Generate with vLLM (needs vllm and a CUDA GPU).")]
+VllmModeOpt = Annotated[str | None, typer.Option("--vllm-mode", help="colocate (in this process) or server (`trl vllm-serve`).")]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        help="Group Relative Policy Optimization (TRL GRPOTrainer): sample a group of completions per prompt, "
+             "score them with rewards, reinforce the better ones. Rewards are summed with their weights; each "
+             f"one's mean is logged separately. {PRECEDENCE}",
+        epilog="Example: llmpost grpo --model sft --prompts builtin:arith-prompts --reward exact_match "
+               "--out grpo --set max_steps=20",
+    )
+    def grpo(model: ModelOpt = None, prompts: PromptsOpt = None, reward: RewardOpt = None, out: OutOpt = None,
+             num_generations: GenerationsOpt = None, beta: BetaOpt = None, epsilon: EpsilonOpt = None,
+             max_completion_length: CompletionOpt = None, temperature: TemperatureOpt = None,
+             loss_type: LossOpt = None, system_prompt: SystemOpt = None, vllm: VllmOpt = None,
+             vllm_mode: VllmModeOpt = None, seed: SeedOpt = None, epochs: EpochsOpt = None,
+             max_steps: StepsOpt = None, lr: LrOpt = None, batch_size: BatchOpt = None, lora: LoraOpt = None,
+             qlora: QloraOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
+             print_config: PrintConfigOpt = False, store: StoreOpt = None):
+        flags = common_flags(model, prompts, out, seed, epochs, max_steps, lr, batch_size, lora, qlora)
+        flags.update({"rewards": reward or None, "num_generations": num_generations, "beta": beta,
+                      "epsilon": epsilon, "max_completion_length": max_completion_length,
+                      "temperature": temperature, "loss_type": loss_type, "system_prompt": system_prompt,
+                      "vllm": vllm, "vllm_mode": vllm_mode})
+        run_stage_command("grpo", flags=flags, config_file=config, sets=set_, print_config=print_config, store=store)

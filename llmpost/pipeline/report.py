@@ -1,0 +1,210 @@
+"""The run summary: a terminal table, and a run record in the store (report.md, summary.json, a plot).
+
+The run record is an artifact named `run-<recipe>` whose parents are every stage's
+artifact, so `llmpost lineage run-<recipe>` shows the whole flow. It holds:
+
+    report.md           each stage's artifact ref, status, wall time and held-out metrics side by side
+    summary.json        the same, for scripts
+    recipe.yaml         the recipe as read, with the overrides it ran with
+    plots/exact_match.png   held-out exact match per stage: where it started and where it ended
+
+A rerun that reuses every stage reuses the record too (same stage artifacts, same record).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.table import Table
+
+from llmpost.artifacts.manifest import package_versions, sha256_json
+from llmpost.artifacts.store import Artifact, Store
+from llmpost.pipeline.plan import Decision
+
+HEADLINE = ("exact_match", "exact_match_before")
+NOT_HELD_OUT = {"steps", "n_eval", "train_loss", "exact_match", "exact_match_before"}
+ACTION_STYLE = {"reuse": "green", "resume": "yellow", "run": "bold", "skip": "dim"}
+
+
+def record_name(recipe_name: str) -> str:
+    return f"run-{recipe_name}"
+
+
+def summary_rows(result) -> list[dict[str, Any]]:
+    """One dict per stage of the run: ref, status, wall time, start model and held-out metrics."""
+    ids_by_ref = {run.artifact.ref: run.id for run in result.stages}
+    rows = []
+    for run in result.stages:
+        manifest = run.artifact.manifest
+        metrics = manifest.get("metrics") or {}
+        model = (manifest.get("config") or {}).get("model")
+        rows.append({
+            "id": run.id,
+            "uses": run.uses,
+            "ref": run.artifact.ref,
+            "status": run.status,
+            "wall_time_s": manifest.get("wall_time_s"),
+            "resumed_from_step": manifest.get("resumed_from_step"),
+            "start": ids_by_ref.get(model, model),
+            "exact_match": metrics.get("exact_match"),
+            "exact_match_before": metrics.get("exact_match_before"),
+            "held_out": {k: v for k, v in metrics.items() if k not in NOT_HELD_OUT and is_number(v)},
+        })
+    return rows
+
+
+def plan_table(plan: list[Decision], title: str) -> Table:
+    """The plan: per stage, what will happen and why."""
+    table = Table(title=title, title_justify="left")
+    for name, kw in (("stage", {"no_wrap": True}), ("uses", {}), ("artifact", {}), ("action", {"no_wrap": True}),
+                     ("reason", {})):
+        table.add_column(name, **kw)
+    for d in plan:
+        target = d.artifact.ref if d.artifact is not None else d.out
+        style = ACTION_STYLE.get(d.action, "")
+        table.add_row(d.id, d.uses, target, f"[{style}]{d.action}[/{style}]" if style else d.action, d.reason)
+    return table
+
+
+def summary_table(result) -> Table:
+    """The terminal summary: every stage's artifact, status, time and held-out metrics side by side."""
+    title = f"run `{result.recipe.name}`"
+    if result.record is not None:
+        title += f"  (report: {result.record.ref})"
+    table = Table(title=title, title_justify="left")
+    for name, kw in (("stage", {"no_wrap": True}), ("uses", {}), ("artifact", {"no_wrap": True}), ("status", {}),
+                     ("time", {"justify": "right"}), ("exact match", {"justify": "right"}),
+                     ("vs start", {"justify": "right"}), ("held-out metrics", {})):
+        table.add_column(name, **kw)
+    for row in summary_rows(result):
+        table.add_row(row["id"], row["uses"], row["ref"], row["status"], duration(row["wall_time_s"]),
+                      number(row["exact_match"]), versus(row), metric_text(row["held_out"], limit=3))
+    return table
+
+
+def write_run_record(result, store: Store) -> tuple[Artifact, bool]:
+    """Write (or reuse an identical) `run-<recipe>` record; returns it and whether it was reused."""
+    recipe = result.recipe
+    name = record_name(recipe.name)
+    fingerprint = sha256_json({"recipe": recipe.name, "stages": [[r.id, r.artifact.id] for r in result.stages]})
+    found = store.find_by_fingerprint(name, fingerprint)
+    if found is not None:
+        return found, True
+    rows = summary_rows(result)
+    with store.begin(name) as pending:
+        (pending.dir / "summary.json").write_text(json.dumps({"recipe": recipe.name, "stages": rows}, indent=2))
+        (pending.dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.source, sort_keys=False))
+        plot = plot_exact_match(rows, pending.dir / "plots" / "exact_match.png")
+        (pending.dir / "report.md").write_text(markdown_report(recipe, rows, plot is not None))
+        fields = {
+            "stage": "run",
+            "config": {"recipe": recipe.name, "path": str(recipe.path) if recipe.path else None,
+                       "stages": {r["id"]: r["ref"] for r in rows}},
+            "parents": [run.artifact.as_parent() for run in result.stages],
+            "metrics": {f"{r['id']}.exact_match": r["exact_match"] for r in rows if r["exact_match"] is not None},
+            "wall_time_s": round(sum(r["wall_time_s"] or 0 for r in rows), 2),
+            "fingerprint": fingerprint,
+            "versions": package_versions(),
+        }
+        return pending.finalize(fields), False
+
+
+def markdown_report(recipe, rows: list[dict[str, Any]], has_plot: bool) -> str:
+    """report.md: the side-by-side table, the plot, and every stage's held-out metrics."""
+    lines = [f"# Run `{recipe.name}`", ""]
+    if recipe.description:
+        lines += [recipe.description.strip(), ""]
+    lines += ["| stage | uses | artifact | status | wall time | exact match | vs start |",
+              "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['id']} | {r['uses']} | `{r['ref']}` | {r['status']} | {duration(r['wall_time_s'])} "
+                     f"| {number(r['exact_match'])} | {versus(r)} |")
+    lines.append("")
+    lines.append("*vs start*: the change in held-out exact match from the model the stage started from "
+                 "(measured by the stage itself, on the same held-out rows).")
+    if has_plot:
+        lines += ["", "![held-out exact match per stage](plots/exact_match.png)"]
+    keys = sorted({k for r in rows for k in r["held_out"]})
+    if keys:
+        lines += ["", "## Held-out metrics", "", "| stage | " + " | ".join(keys) + " |",
+                  "|---|" + "---|" * len(keys)]
+        for r in rows:
+            lines.append(f"| {r['id']} | " + " | ".join(number(r["held_out"].get(k)) for k in keys) + " |")
+    lines += ["", "## Reproduce", "", "```",
+              f"llmpost run {recipe.path or '<recipe>.yaml'}" + overrides_text(recipe), "```", "",
+              "Each artifact's manifest.json records its full config, inputs and library versions; "
+              f"`llmpost lineage {record_name(recipe.name)}` shows the graph.", ""]
+    return "\n".join(lines)
+
+
+def overrides_text(recipe) -> str:
+    sets = recipe.source.get("overrides", {}).get("--set") or {}
+    flat = []
+
+    def walk(value, path):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}" if path else k)
+        else:
+            flat.append(f" --set {path}={json.dumps(value) if not isinstance(value, str) else value}")
+
+    walk(sets, "")
+    return "".join(flat)
+
+
+def plot_exact_match(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Bars of held-out exact match per stage: at its start (light) and after it (dark)."""
+    shown = [r for r in rows if is_number(r["exact_match"])]
+    if not shown:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = range(len(shown))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(shown) + 1.5), 3.5))
+    before = [r["exact_match_before"] if is_number(r["exact_match_before"]) else 0.0 for r in shown]
+    ax.bar([i - 0.2 for i in x], before, width=0.4, color="#b8c7e0", label="start")
+    ax.bar([i + 0.2 for i in x], [r["exact_match"] for r in shown], width=0.4, color="#2b5797", label="after stage")
+    ax.set_xticks(list(x), [r["id"] for r in shown], rotation=20, ha="right")
+    ax.set_ylabel("held-out exact match")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def versus(row: dict[str, Any]) -> str:
+    after, before = row["exact_match"], row["exact_match_before"]
+    if not (is_number(after) and is_number(before)):
+        return "-"
+    return f"{after - before:+.3f} (from {row['start']})"
+
+
+def metric_text(metrics: dict[str, Any], limit: int | None = None) -> str:
+    items = list(metrics.items())[:limit] if limit else list(metrics.items())
+    return "  ".join(f"{k}={number(v)}" for k, v in items) or "-"
+
+
+def number(value: Any) -> str:
+    if not is_number(value):
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def duration(seconds: Any) -> str:
+    if not is_number(seconds):
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,107 @@
+"""Run a recipe: plan every stage, then reuse, resume or run each in order, then write the run record.
+
+    recipe = load_recipe("recipes/quickstart.yaml", sets=["stages.dpo.beta=0.2"])
+    result = run_recipe(recipe, Store.default())
+
+Selection: `only` runs just those stages (the stages they need must be reusable);
+`until` runs those stages and everything they need; `force` reruns a stage from
+scratch even when it could be reused (and so reruns what depends on it). With
+`dry_run`, only the plan is made. The whole plan is made before anything runs, so
+a missing input or a selection that cannot be satisfied fails in seconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+from llmpost.artifacts.store import Artifact, Store
+from llmpost.errors import ConfigError
+from llmpost.pipeline.dag import selection
+from llmpost.pipeline.execute import Outcome, execute_stage, work_dir_for
+from llmpost.pipeline.plan import RESUME, REUSE, SKIP, Decision, decide, plan_recipe
+from llmpost.pipeline.recipe import Recipe, did_you_mean
+
+
+@dataclass
+class StageRun:
+    """One stage's part in this run."""
+
+    id: str
+    uses: str
+    status: str  # ran | resumed | reused
+    outcome: Outcome
+
+    @property
+    def artifact(self) -> Artifact:
+        return self.outcome.artifact
+
+
+@dataclass
+class RunResult:
+    recipe: Recipe
+    plan: list[Decision]
+    stages: list[StageRun] = field(default_factory=list)
+    record: Artifact | None = None  # the run record (report.md, plot) in the store
+    record_reused: bool = False
+
+
+def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, until: list[str] | None = None,
+               force: list[str] | None = None, dry_run: bool = False, console: Console | None = None,
+               on_plan=None) -> RunResult:
+    """Plan, then (unless `dry_run`) execute the recipe into `store`; see the module docstring.
+
+    `on_plan(plan)` is called once the plan is made, before anything runs (the CLI prints it).
+    """
+    console = console or Console(stderr=True)
+    only, until, force = list(only or []), list(until or []), list(force or [])
+    check_stage_names(recipe, {"--only": only, "--until": until, "--force": force})
+    selected = selection(recipe.needs(), only, until)
+    plan = plan_recipe(recipe, store, selected=selected, force=set(force), console=console)
+    if on_plan is not None:
+        on_plan(plan)
+    result = RunResult(recipe, plan)
+    if dry_run:
+        return result
+
+    refs: dict[str, str] = {}
+    for planned in plan:
+        if planned.action == SKIP:
+            continue
+        spec = recipe.stages[planned.id]
+        forced = spec.id in force and spec.id in selected
+        # A plan made with every input known stays valid; one made before an upstream stage ran is redone.
+        decision = planned if planned.cfg is not None else decide(spec, refs, store, forced=forced, console=console)
+        console.rule(f"[bold]{spec.id}[/bold] ({spec.uses}): {decision.action} — {decision.reason}", align="left")
+        if decision.action == REUSE:
+            outcome = Outcome(decision.artifact, True, 0.0)
+        else:
+            if forced and decision.prepared is not None:
+                shutil.rmtree(work_dir_for(store, spec.out, decision.prepared[1]), ignore_errors=True)
+            try:
+                outcome = execute_stage(spec.uses, decision.cfg, store, console=console, prepared=decision.prepared)
+            except BaseException:
+                console.print(f"[bold red]stage `{spec.id}` did not finish[/bold red]; finished stages are kept, "
+                              "and rerunning the recipe continues from its last checkpoint")
+                raise
+        status = "reused" if outcome.reused else ("resumed" if outcome.resumed_from_step is not None else "ran")
+        if decision.action == RESUME and outcome.resumed_from_step is None:
+            status = "ran"  # the checkpoint was not usable by this stage
+        refs[spec.id] = outcome.artifact.ref
+        result.stages.append(StageRun(spec.id, spec.uses, status, outcome))
+
+    from llmpost.pipeline.report import write_run_record
+
+    result.record, result.record_reused = write_run_record(result, store)
+    return result
+
+
+def check_stage_names(recipe: Recipe, given: dict[str, list[str]]) -> None:
+    """Every stage named on the command line must exist in the recipe."""
+    ids = list(recipe.stages)
+    problems = [f"{flag} {sid}: no such stage in `{recipe.name}`{did_you_mean(sid, ids)}"
+                for flag, names in given.items() for sid in names if sid not in recipe.stages]
+    if problems:
+        raise ConfigError(problems, source="stage selection", hint="stages: " + ", ".join(ids))

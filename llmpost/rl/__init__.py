@@ -1,0 +1,19 @@
+"""llmpost's own PPO (actor-critic), built on torch + transformers + peft + accelerate.
+
+Read in this order, it is the textbook algorithm:
+
+    rollout.py     sample responses from the policy (batched, temperature, EOS stop)
+    policy.py      the policy, its frozen reference and how they share one base model
+    value_head.py  the critic: a linear value head on the policy's trunk
+    kl.py          per-token KL estimates, KL-penalised rewards, fixed/adaptive KL control
+    scaling.py     running reward normalisation and clipping
+    masked.py      means, variances and whitening over response tokens only
+    gae.py         generalised advantage estimation over response tokens
+    losses.py      clipped surrogate policy loss, clipped value loss, entropy
+    trainer.py     one PPO step: rollout -> score -> advantages -> epochs of minibatch updates
+    settings.py    every knob, with its default and why
+
+Nothing here knows about the artifact store or the CLI: `llmpost.stages.ppo` wires
+this to artifacts, and anyone can drive `PPOTrainer` from Python with any reward
+function.
+"""

@@ -1,0 +1,294 @@
+"""One PPO step, readable as the textbook algorithm (Ziegler et al. 2019; Ouyang et al. 2022).
+
+    1. rollout   sample one response per prompt from the current policy
+    2. score     the sequence reward of each response (reward model, verifier, ...)
+    3. evaluate  log-probs and values under the policy, log-probs under the reference
+    4. rewards   -beta * KL at every response token, plus the sequence reward at the last
+    5. GAE       advantages and value targets over response tokens, advantages whitened
+    6. update    several epochs of clipped policy + value loss over shuffled minibatches,
+                 each minibatch split into `grad_accum` passes; stop early when the
+                 policy has moved too far (approx-KL)
+    7. control   adapt beta toward the target KL (when one is set)
+
+Runs on one device or under `accelerate launch` / `torchrun` (DDP): each process
+samples its own prompts; gradients, statistics and stop decisions are shared.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+
+from llmpost.evaluation.generation import chat_prompt
+from llmpost.rl.gae import gae_advantages
+from llmpost.rl.kl import kl_controller, kl_estimate, kl_penalized_rewards
+from llmpost.rl.losses import entropy_from_logits, policy_loss, token_logprobs, value_loss
+from llmpost.rl.masked import masked_mean, whiten
+from llmpost.rl.policy import Reference, causal_lm
+from llmpost.rl.rollout import Rollout, sample_rollout
+from llmpost.rl.scaling import RunningMoments, scale_scores
+from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
+from llmpost.rl.value_head import PolicyWithValue
+
+# (prompts as chat messages, completions, the prompt rows) -> (total reward per completion, each part by name)
+RewardFn = Callable[[list[list[dict]], list[str], list[dict]], tuple[list[float], dict[str, list[float]]]]
+
+
+class PromptSampler:
+    """Endless shuffled batches of prompt indices; each process takes its own slice of a global batch."""
+
+    def __init__(self, n: int, batch_size: int, num_processes: int, process_index: int, seed: int):
+        self.n, self.batch_size = n, batch_size
+        self.num_processes, self.process_index = num_processes, process_index
+        self.generator = torch.Generator().manual_seed(seed)  # the same on every process
+        self.order: list[int] = []
+
+    def next(self) -> list[int]:
+        global_batch = self.batch_size * self.num_processes
+        if len(self.order) < global_batch:  # start a new pass (a short remainder is dropped)
+            self.order = torch.randperm(self.n, generator=self.generator).tolist()
+            while len(self.order) < global_batch:  # fewer prompts than one global batch
+                self.order += torch.randperm(self.n, generator=self.generator).tolist()
+        batch, self.order = self.order[:global_batch], self.order[global_batch:]
+        start = self.process_index * self.batch_size
+        return batch[start:start + self.batch_size]
+
+
+class PPOTrainer:
+    """Actor-critic PPO on a causal LM `policy`, held near `reference`, rewarded by `reward_fn`.
+
+    `prompts` are rows `{"prompt": [messages], ...}` (other columns reach `reward_fn`).
+    `batch_size` prompts per process per step, one response each; `steps` PPO steps
+    (or, when <= 0, enough for `epochs` passes over the prompts).
+    """
+
+    def __init__(self, policy, reference: Reference, tokenizer, reward_fn: RewardFn, prompts: list[dict], *,
+                 rollout: RolloutSettings, kl: KLSettings, ppo: PPOSettings, batch_size: int, grad_accum: int = 1,
+                 learning_rate: float = 1e-5, steps: int = -1, epochs: float = 1.0, warmup_ratio: float = 0.0,
+                 max_prompt_length: int | None = None, seed: int = 0, accelerator=None):
+        from accelerate import Accelerator
+
+        check_batch_sizes(batch_size, ppo.mini_batch_size, grad_accum)
+        self.accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+        self.tokenizer, self.reward_fn, self.reference = tokenizer, reward_fn, reference
+        self.rollout_cfg, self.kl_cfg, self.ppo = rollout, kl, ppo
+        self.batch_size, self.grad_accum = batch_size, grad_accum
+        self.max_prompt_length = max_prompt_length
+        self.prompts = prompts
+        n_procs, rank = self.accelerator.num_processes, self.accelerator.process_index
+        self.steps = steps if steps > 0 else max(1, math.ceil(epochs * len(prompts) / (batch_size * n_procs)))
+        self.sampler = PromptSampler(len(prompts), batch_size, n_procs, rank, seed)
+        self.shuffle = torch.Generator().manual_seed(seed + 1 + rank)
+        torch.manual_seed(seed + 1000 * rank)  # different samples on each process
+
+        device = self.accelerator.device
+        model = PolicyWithValue(policy)
+        if not getattr(causal_lm(policy), "is_loaded_in_4bit", False):  # a 4-bit base is placed at load time
+            model.to(device)
+        if reference.kind == "frozen-copy":
+            reference.model.to(device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=learning_rate)
+        updates = self.steps * ppo.epochs * (batch_size // ppo.mini_batch_size)
+        warmup = max(1, int(warmup_ratio * updates))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda u: min(1.0, (u + 1) / warmup))
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer, device_placement=[False, False])
+        self.scheduler = scheduler
+        self.kl_ctl = kl_controller(kl.coef, kl.target, kl.horizon)
+        self.moments = RunningMoments() if ppo.reward_normalize else None
+
+    @property
+    def policy(self):
+        """The policy causal LM being trained (outside any DDP wrapper)."""
+        return self.accelerator.unwrap_model(self.model).policy
+
+    def train(self, on_step: Callable[[int, dict], None] | None = None) -> list[dict]:
+        """Run every step; `on_step(step, stats)` after each. Returns every step's stats."""
+        history = []
+        for step in range(1, self.steps + 1):
+            stats = self.step([self.prompts[i] for i in self.sampler.next()])
+            history.append(stats)
+            if on_step is not None:
+                on_step(step, stats)
+        return history
+
+    def step(self, rows: list[dict]) -> dict[str, float]:
+        """One PPO step on prompt `rows`; returns its statistics (averaged over processes)."""
+        t0 = time.perf_counter()
+        rollout = sample_rollout(
+            self.policy, self.tokenizer, [chat_prompt(self.tokenizer, r["prompt"]) for r in rows],
+            temperature=self.rollout_cfg.temperature, top_p=self.rollout_cfg.top_p,
+            max_new_tokens=self.rollout_cfg.max_new_tokens, max_prompt_length=self.max_prompt_length,
+        )
+        t1 = time.perf_counter()
+        raw_scores, parts = self.score(rows, rollout)
+        t2 = time.perf_counter()
+        batch, exp_stats = self.experience(rollout, raw_scores)
+        update_stats = self.optimise(batch)
+        t3 = time.perf_counter()
+        self.kl_ctl.update(exp_stats["kl"], self.batch_size * self.accelerator.num_processes)
+
+        all_scores = self.accelerator.gather(raw_scores)
+        local = {
+            **exp_stats, **update_stats, **{f"reward/{name}": mean for name, mean in parts.items()},
+            "response_length": rollout.response_lengths.float().mean().item(),
+            "eos_rate": eos_rate(rollout, self.tokenizer.eos_token_id),
+        }
+        stats = self.mean_over_processes(local)
+        stats.update({
+            "reward_mean": all_scores.mean().item(), "reward_std": all_scores.std().item() if all_scores.numel() > 1 else 0.0,
+            "beta": self.kl_ctl.value, "learning_rate": self.scheduler.get_last_lr()[0],
+            "time_rollout": t1 - t0, "time_score": t2 - t1, "time_train": t3 - t2, "time_step": t3 - t0,
+        })
+        return stats
+
+    # -- 2. score --------------------------------------------------------------
+
+    def score(self, rows: list[dict], rollout: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
+        """Raw sequence rewards `[B]` and the batch mean of each reward part."""
+        totals, parts = self.reward_fn([r["prompt"] for r in rows], rollout.completions, rows)
+        scores = torch.tensor(totals, dtype=torch.float32, device=self.accelerator.device)
+        return scores, {name: sum(values) / max(len(values), 1) for name, values in parts.items()}
+
+    # -- 3-5. evaluate, rewards, GAE --------------------------------------------
+
+    @torch.no_grad()
+    def experience(self, rollout: Rollout, raw_scores: torch.Tensor) -> tuple[dict, dict[str, float]]:
+        """The rollout as tensors for the update: old log-probs, values, advantages, returns."""
+        device = self.accelerator.device
+        batch = {
+            "input_ids": rollout.input_ids.to(device), "attention_mask": rollout.attention_mask.to(device),
+            "position_ids": rollout.position_ids.to(device), "response_ids": rollout.response_ids.to(device),
+            "response_mask": rollout.response_mask.to(device).float(),
+        }
+        temperature, mask = self.rollout_cfg.temperature, batch["response_mask"]
+        old_logprobs, old_values, entropy = [], [], []
+        for idx in torch.arange(len(mask)).split(self.micro_batch_size):
+            micro = {k: v[idx] for k, v in batch.items()}
+            logits, values = self.accelerator.unwrap_model(self.model)(
+                micro["input_ids"], micro["attention_mask"], micro["position_ids"], micro["response_ids"].shape[1])
+            logits = logits.float() / temperature
+            old_logprobs.append(token_logprobs(logits, micro["response_ids"]))
+            old_values.append(values.float())
+            entropy.append(entropy_from_logits(logits))
+        batch["old_logprobs"], batch["old_values"] = torch.cat(old_logprobs), torch.cat(old_values)
+        with self.accelerator.autocast():
+            ref_logprobs = torch.cat([self.reference.logprobs({k: v[idx] for k, v in batch.items()}, temperature)
+                                      for idx in torch.arange(len(mask)).split(self.micro_batch_size)])
+
+        scores = raw_scores
+        if self.moments is not None:
+            self.moments.update(self.accelerator.gather(raw_scores))
+        scores = scale_scores(scores, self.moments, self.ppo.reward_clip)
+        kl = kl_estimate(batch["old_logprobs"], ref_logprobs, self.kl_cfg.estimator) * mask
+        rewards = kl_penalized_rewards(scores, kl, mask, self.kl_ctl.value)
+        advantages, returns = gae_advantages(rewards, batch["old_values"] * mask, mask, self.ppo.gamma, self.ppo.lam)
+        if self.ppo.whiten_advantages:
+            advantages = whiten(advantages, mask)
+        batch["advantages"], batch["returns"] = advantages, returns
+        seq_kl = kl.sum(dim=1)
+        stats = {
+            "kl": seq_kl.mean().item(),
+            "kl_penalty": (-self.kl_ctl.value * seq_kl).mean().item(),
+            "entropy": masked_mean(torch.cat(entropy), mask).item(),
+            "score_scaled_mean": scores.mean().item(),
+            "value_mean": masked_mean(batch["old_values"], mask).item(),
+            "return_mean": masked_mean(returns, mask).item(),
+        }
+        return batch, stats
+
+    # -- 6. update ---------------------------------------------------------------
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.ppo.mini_batch_size // self.grad_accum
+
+    def optimise(self, batch: dict) -> dict[str, float]:
+        """`ppo.epochs` passes of minibatch updates; stops early when approx-KL passes `ppo.target_kl`."""
+        sums: dict[str, float] = {}
+        updates, stopped = 0, False
+        for _epoch in range(self.ppo.epochs):
+            order = torch.randperm(self.batch_size, generator=self.shuffle).to(self.accelerator.device)
+            for idx in order.split(self.ppo.mini_batch_size):
+                stats = self.update({k: v[idx] for k, v in batch.items()})
+                stats = self.mean_over_processes(stats)  # every process takes the same stop decision
+                for key, value in stats.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                updates += 1
+                if self.ppo.target_kl is not None and stats["approx_kl"] > self.ppo.target_kl:
+                    stopped = True
+                    break
+            if stopped:
+                break
+        out = {key: value / updates for key, value in sums.items()}
+        out.update({"ppo_updates": float(updates), "early_stopped": float(stopped)})
+        return out
+
+    def update(self, minibatch: dict) -> dict[str, float]:
+        """One optimizer step on a minibatch, in `grad_accum` forward/backward passes."""
+        micro_batches = torch.arange(len(minibatch["response_mask"])).split(self.micro_batch_size)
+        totals: dict[str, float] = {}
+        for i, idx in enumerate(micro_batches):
+            last = i == len(micro_batches) - 1
+            micro = {k: v[idx] for k, v in minibatch.items()}
+            with nullcontext() if last else self.accelerator.no_sync(self.model):
+                loss, stats = self.loss(micro)
+                self.accelerator.backward(loss / len(micro_batches))
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0.0) + value.item() / len(micro_batches)
+        if self.ppo.max_grad_norm is not None:
+            norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.ppo.max_grad_norm)
+            totals["grad_norm"] = float(norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return totals
+
+    def loss(self, micro: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """PPO's loss on a micro-batch: clipped policy loss + vf_coef * clipped value loss - entropy bonus."""
+        mask = micro["response_mask"]
+        logits, values = self.model(micro["input_ids"], micro["attention_mask"], micro["position_ids"],
+                                    micro["response_ids"].shape[1])
+        logits = logits.float() / self.rollout_cfg.temperature
+        logprobs = token_logprobs(logits, micro["response_ids"])
+        pg_loss, pg_stats = policy_loss(logprobs, micro["old_logprobs"], micro["advantages"], mask,
+                                        self.ppo.clip_range)
+        vf_loss, vf_stats = value_loss(values.float(), micro["old_values"], micro["returns"], mask,
+                                       self.ppo.clip_range_value)
+        loss = pg_loss + self.ppo.vf_coef * vf_loss
+        if self.ppo.entropy_coef > 0:
+            loss = loss - self.ppo.entropy_coef * masked_mean(entropy_from_logits(logits), mask)
+        stats = {"policy_loss": pg_loss.detach(), "value_loss": vf_loss.detach(), **pg_stats, **vf_stats}
+        return loss, stats
+
+    def mean_over_processes(self, stats: dict[str, float]) -> dict[str, float]:
+        """Each statistic averaged over processes (the identity on one process)."""
+        if self.accelerator.num_processes == 1:
+            return dict(stats)
+        keys = sorted(stats)
+        values = torch.tensor([float(stats[k]) for k in keys], device=self.accelerator.device)
+        values = self.accelerator.reduce(values, reduction="mean")
+        return dict(zip(keys, values.tolist(), strict=True))
+
+
+def eos_rate(rollout: Rollout, eos_token_id: int) -> float:
+    """Share of responses that ended with EOS rather than running out of tokens."""
+    ended = (rollout.response_ids == eos_token_id) & rollout.response_mask.bool()
+    return ended.any(dim=1).float().mean().item()
+
+
+def check_batch_sizes(batch_size: int, mini_batch_size: int, grad_accum: int) -> None:
+    """batch_size must split into minibatches, and each minibatch into grad_accum passes."""
+    from llmpost.errors import ConfigError
+
+    problems = []
+    if batch_size % mini_batch_size:
+        problems.append(f"batch_size ({batch_size}) must be a multiple of ppo.mini_batch_size ({mini_batch_size})")
+    if mini_batch_size % grad_accum:
+        problems.append(f"ppo.mini_batch_size ({mini_batch_size}) must be a multiple of grad_accum ({grad_accum})")
+    if problems:
+        raise ConfigError(problems, hint="e.g. batch_size=16, ppo.mini_batch_size=8, grad_accum=1 or 2")

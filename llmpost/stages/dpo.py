@@ -1,0 +1,274 @@
+"""`llmpost dpo`: direct preference optimisation from pairs, rankings or judge output, on TRL's DPOTrainer.
+
+run(): resolve inputs -> load model -> evaluate before -> train -> evaluate after
+-> save. Data is any preference format `data/preferences.py` reads (pairs,
+rankings expanded by `expand`, UltraFeedback) or a preference-dataset artifact
+(`llmpost judge` output) given by name.
+
+The reference model is always the model DPO starts from (`--model`):
+
+    full fine-tuning        a second, frozen copy of the input model; with
+                            `precompute_ref: true` its log-probs are computed once
+                            before training and no copy is kept while training
+    --lora / --qlora        the same weights with the new adapter disabled, so no
+                            second copy is loaded (under --qlora: the 4-bit base
+                            the adapter trains on)
+    input is an adapter     training continues that adapter (as `llmpost sft`
+      (e.g. `sft --lora`)   does); the reference is base + the adapter as it was,
+                            kept as a frozen copy of the adapter weights only.
+                            Disabling the adapter would be wrong here: it gives
+                            the base model under the SFT adapter, not the model
+                            DPO started from. The copy is dropped before saving.
+
+eval.json reports the implicit reward r = beta * (log pi(y|x) - log ref(y|x)) on
+held-out pairs (accuracy: r(chosen) > r(rejected); margin: their mean difference)
+and the task's exact-match accuracy before and after, as `llmpost sft` does.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from llmpost.config.base import TrainConfig
+from llmpost.stages.context import StageContext, StageResult
+
+DEFAULT_EVAL = "builtin:arith-prompts:test"
+DEFAULT_EVAL_PAIRS = "builtin:arith-pairs:test"
+# The loss types TRL's DPOTrainer implements (trl 1.x `DPOConfig.loss_type`).
+LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+              "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
+# DPO on the tiny model from scratch weights moves fast: the SFT rate (3e-3) overshoots, this does not.
+TINY_DPO_LR = 5e-4
+
+
+class Config(TrainConfig):
+    data: str = Field("builtin:arith-pairs", description="preferences: pairs, rankings, UltraFeedback rows, or a judge artifact")
+    eval_pairs: str | None = Field(
+        DEFAULT_EVAL_PAIRS, description="held-out preference data for implicit-reward accuracy; null to skip"
+    )
+    beta: float = Field(0.1, gt=0, description="KL strength; higher stays nearer the reference (tau for ipo)")
+    loss: list[str] = Field(["sigmoid"], description="DPO loss type(s): " + ", ".join(LOSS_TYPES) + "; several are summed")
+    loss_weights: list[float] | None = Field(None, description="weight of each loss in `loss`; default: 1 each")
+    label_smoothing: float = Field(
+        0.0, ge=0.0, lt=0.5, description="assumed rate of flipped labels (robust) or EXO's epsilon (exo_pair)"
+    )
+    expand: Literal["all", "best_vs_rest"] = Field(
+        "all", description="rankings -> pairs: every ordered pair, or the best against each worse response"
+    )
+    precompute_ref: bool = Field(
+        False, description="compute reference log-probs once before training instead of keeping a reference model"
+    )
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def split_loss(cls, value):
+        """`--loss ipo` and `--loss sigmoid,sft` both arrive as strings."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("loss")
+    @classmethod
+    def known_loss(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one loss type, e.g. sigmoid")
+        for name in value:
+            if name not in LOSS_TYPES:
+                close = difflib.get_close_matches(name, LOSS_TYPES, n=1)
+                tip = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"unknown DPO loss {name!r}{tip} (choose from {', '.join(LOSS_TYPES)})")
+        return value
+
+    @model_validator(mode="after")
+    def loss_settings_agree(self):
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss):
+            raise ValueError(f"loss_weights has {len(self.loss_weights)} values but loss has {len(self.loss)} types")
+        if "exo_pair" in self.loss and self.label_smoothing == 0.0:
+            raise ValueError("loss exo_pair needs label_smoothing > 0 (the EXO paper uses 1e-3)")
+        return self
+
+
+def inputs(cfg: Config) -> dict[str, list[str]]:
+    """The model and data references this run reads (for lineage and the fingerprint)."""
+    data = [cfg.data]
+    if cfg.eval.enabled:
+        data.append(cfg.eval.data or DEFAULT_EVAL)
+        if cfg.eval_pairs:
+            data.append(cfg.eval_pairs)
+    return {"models": [cfg.model], "data": data}
+
+
+def run(cfg: Config, ctx: StageContext) -> StageResult:
+    from datasets import Dataset
+    from trl import DPOTrainer
+
+    from llmpost.data.formats import to_prompts
+    from llmpost.evaluation.task import exact_match
+    from llmpost.models.load import load_model, load_tokenizer, lora_config
+    from llmpost.models.save import save_model
+    from llmpost.stages.training import quiet, report_callback, set_seed
+
+    set_seed(cfg.seed)
+    src = ctx.model(cfg.model)
+    args = build_dpo_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
+    train = preference_pairs(ctx, cfg.data, cfg.expand)
+    eval_ref = cfg.eval.data or DEFAULT_EVAL
+    held_out = to_prompts(ctx.data(eval_ref).rows, eval_ref) if cfg.eval.enabled else []
+    held_out_pairs = (preference_pairs(ctx, cfg.eval_pairs, cfg.expand)[: cfg.eval.max_samples]
+                      if cfg.eval.enabled and cfg.eval_pairs else [])
+
+    tokenizer = load_tokenizer(src, cfg.trust_remote_code)
+    model = load_model(src, qlora=cfg.qlora, trainable_adapter=bool(src.adapter_path),
+                       trust_remote_code=cfg.trust_remote_code)
+    peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
+    ref_model = None  # LoRA: the adapter disabled; an input adapter: TRL's frozen "ref" copy of it
+    if not cfg.uses_lora and not src.adapter_path and not cfg.precompute_ref:
+        ref_model = load_model(src, trust_remote_code=cfg.trust_remote_code).eval()
+
+    def evaluate(m) -> dict:
+        return exact_match(m, tokenizer, held_out[: cfg.eval.max_samples], max_new_tokens=cfg.eval.max_new_tokens,
+                           batch_size=cfg.eval.batch_size)
+
+    before = evaluate(model) if held_out else None
+    trainer = quiet(DPOTrainer(
+        model=model, ref_model=ref_model, args=args, train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(held_out_pairs) if held_out_pairs else None,
+        processing_class=tokenizer, peft_config=peft_config,
+        callbacks=[report_callback(ctx, "dpo")],
+    ))
+    output = trainer.train()
+    after = evaluate(trainer.model) if held_out else None
+    rewards = implicit_rewards(trainer) if held_out_pairs else None
+
+    drop_reference_adapter(trainer.model)
+    save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
+    report = {
+        **(rewards or {}),
+        "exact_match_before": before and before["exact_match"],
+        "exact_match": after and after["exact_match"],
+        "n_eval": after and after["n"],
+        "samples": after and after["samples"],
+    }
+    final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), output.training_loss)
+    metrics = {
+        "reward_accuracy": rewards and rewards["reward_accuracy"],
+        "reward_margin": rewards and rewards["reward_margin"],
+        "exact_match_before": report["exact_match_before"],
+        "exact_match": report["exact_match"],
+        "train_loss": final_loss,
+        "train_pairs": len(train),
+        "steps": trainer.state.global_step,
+        "train_runtime_s": round(output.metrics["train_runtime"], 2),
+        "quantized_layers": count_4bit_layers(trainer.model) if cfg.qlora else None,
+    }
+    metrics = {k: v for k, v in metrics.items() if v is not None}
+    return StageResult(metrics=metrics, eval=report, card=card_text(cfg, src))
+
+
+def build_dpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
+    from trl import DPOConfig
+
+    from llmpost.stages.trainer_args import build_args
+
+    stage_args = dict(
+        beta=cfg.beta, loss_type=cfg.loss, loss_weights=cfg.loss_weights, label_smoothing=cfg.label_smoothing,
+        max_length=cfg.max_length, precompute_ref_log_probs=cfg.precompute_ref,
+        eval_strategy="no", dataset_num_proc=None,
+    )
+    if cfg.learning_rate is None and is_tiny:
+        stage_args["learning_rate"] = TINY_DPO_LR
+    return build_args(DPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny, **stage_args)
+
+
+def preference_pairs(ctx: StageContext, ref: str, expand: str) -> list[dict]:
+    """`ref`'s rows as TRL conversational pairs {prompt, chosen, rejected} (rankings expanded by `expand`)."""
+    from llmpost.data.preferences import to_pairs
+    from llmpost.errors import DataError
+
+    pairs = to_pairs(ctx.data(ref).rows, ref, expand=expand)
+    if not pairs:
+        raise DataError(f"{ref}: no preference pairs (every ranking is a tie)",
+                        hint="DPO needs responses ranked better/worse; tied responses give no pair")
+    return [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
+
+
+def implicit_rewards(trainer) -> dict:
+    """Implicit rewards beta * (log pi - log ref) on the trainer's held-out pairs.
+
+    Computed per pair over the whole eval set (TRL's own `eval_rewards/*` are means
+    of per-batch means). The reference log-probs come from wherever the trainer
+    takes them: the precomputed column, the reference model, or the adapter
+    disabled / swapped for its frozen copy.
+    """
+    import torch
+
+    model = trainer.model
+    was_training = model.training
+    model.eval()
+    policy, reference = [], []
+    with torch.no_grad():
+        for batch in trainer.get_eval_dataloader():  # already on the model's device
+            policy.append(sequence_logps(model, batch))
+            if "ref_chosen_logps" in batch:
+                reference.append(torch.cat([batch["ref_chosen_logps"], batch["ref_rejected_logps"]]))
+            else:
+                ref_model = trainer.ref_model if trainer.ref_model is not None else model
+                reference.append(torch.cat(trainer.compute_ref_log_probs(ref_model, batch)))
+    model.train(was_training)
+    chosen, rejected, ref_chosen, ref_rejected = [], [], [], []
+    for pol, ref in zip(policy, reference, strict=True):
+        pol_c, pol_r = pol.float().chunk(2)  # a batch is [chosen..., rejected...]
+        ref_c, ref_r = ref.float().chunk(2)
+        chosen.append(pol_c), rejected.append(pol_r), ref_chosen.append(ref_c), ref_rejected.append(ref_r)
+    chosen, rejected = torch.cat(chosen), torch.cat(rejected)
+    ref_chosen, ref_rejected = torch.cat(ref_chosen), torch.cat(ref_rejected)
+    chosen_reward = trainer.beta * (chosen - ref_chosen)
+    rejected_reward = trainer.beta * (rejected - ref_rejected)
+    return {
+        "reward_accuracy": (chosen_reward > rejected_reward).float().mean().item(),
+        "reward_margin": (chosen_reward - rejected_reward).mean().item(),
+        "chosen_reward": chosen_reward.mean().item(),
+        "rejected_reward": rejected_reward.mean().item(),
+        "logp_accuracy_before": (ref_chosen > ref_rejected).float().mean().item(),
+        "logp_accuracy": (chosen > rejected).float().mean().item(),
+        "n_pairs": len(chosen),
+    }
+
+
+def sequence_logps(model, batch):
+    """Summed log-probs of each sequence's completion tokens, through TRL's fused LM head."""
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
+    log_probs = model(**inputs, labels=labels, use_cache=False, fused_lm_head=True).log_probs
+    return log_probs[:, -(labels.shape[1] - 1):].sum(dim=1)
+
+
+def drop_reference_adapter(model) -> None:
+    """Remove TRL's frozen "ref" copy of an input adapter, so the artifact holds only the trained one."""
+    if "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")
+
+
+def count_4bit_layers(model) -> int:
+    """How many linear layers run in 4-bit (bitsandbytes Linear4bit): proof that --qlora quantised the base."""
+    import bitsandbytes as bnb
+
+    return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+
+
+def card_text(cfg: Config, src) -> str:
+    if src.adapter_path:
+        reference = "the input adapter model as it was before DPO (a frozen copy of its adapter weights)"
+    elif cfg.uses_lora:
+        reference = "the input model: this adapter disabled" + (" (4-bit base)" if cfg.qlora else "")
+    elif cfg.precompute_ref:
+        reference = "the input model, its log-probs precomputed before training"
+    else:
+        reference = "the input model, a frozen second copy"
+    return (f"DPO ({', '.join(cfg.loss)} loss, beta={cfg.beta}) on `{cfg.data}` from `{cfg.model}`.\n"
+            f"Reference during training: {reference}.\n"
+            "`reward_accuracy` is the share of held-out pairs whose implicit reward "
+            "beta * log(pi/ref) is higher for the chosen answer.\n")

@@ -1,0 +1,282 @@
+"""`llmpost grpo`: Group Relative Policy Optimization on TRL's GRPOTrainer.
+
+For each prompt GRPO samples a group of completions, scores them with the rewards,
+and uses each reward minus its group's mean (divided by the group's spread) as the
+advantage: no value model. Rewards come from `llmpost.rewards.registry`, the same
+registry `ppo` and `eval` use; their weighted sum is the reward and each one's mean
+is logged separately (`rewards/NAME/mean` in metrics.jsonl).
+
+run(): resolve inputs -> build rewards -> load model -> evaluate before -> train ->
+evaluate after -> save. The held-out evaluation reports exact match and the mean
+reward of greedy answers, before and after.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from llmpost.config.base import EvalSettings, TrainConfig
+from llmpost.stages.context import StageContext, StageResult
+
+DEFAULT_DATA = "builtin:arith-prompts"
+LOSS_TYPES = Literal["dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
+# Learning rates when none is given. RL moves a model further per step than SFT on the same
+# rate, so these sit below the SFT defaults: the tiny model's was tuned on the built-in task.
+TINY_LR, LORA_LR, FULL_LR = 1e-3, 2e-5, 1e-6
+
+
+class Config(TrainConfig):
+    data: str = Field(DEFAULT_DATA, description="prompts, with the columns the rewards read (answer, tests, ...)")
+    rewards: list[str] = Field(
+        ["exact_match"],
+        description="rewards as NAME[=WEIGHT]: exact_match, math, format[:REGEX], length[:min=N,max=M], "
+                    "code_exec, rm:REF, judge:SPEC, path/file.py:fn, module:fn",
+    )
+    system_prompt: str | None = Field(None, description="a system message put before every prompt, in training and evaluation")
+    batch_size: int = Field(32, ge=1, description="completions per device per step (prompts per step = this / num_generations)")
+    num_generations: int = Field(8, ge=2, description="completions sampled per prompt: the group rewards are compared within")
+    beta: float = Field(0.0, ge=0, description="KL strength towards the starting model; 0 loads no reference model (faster)")
+    epsilon: float = Field(0.2, gt=0, description="clip range of the policy ratio, as in PPO")
+    num_iterations: int = Field(1, ge=1, description="optimisation passes over each batch of generations")
+    max_completion_length: int = Field(64, ge=1, description="longest completion in tokens")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the completions; higher explores more")
+    loss_type: LOSS_TYPES = Field("dapo", description="how token losses are averaged (TRL loss_type); dapo has no length bias")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="divide advantages by the group's (or batch's) reward std, or not at all (Dr. GRPO)"
+    )
+    vllm: bool = Field(False, description="generate with vLLM (needs `pip install vllm` and a CUDA GPU)")
+    vllm_mode: Literal["colocate", "server"] = Field(
+        "colocate", description="vLLM in the training process (colocate) or a separate `trl vllm-serve` (server)"
+    )
+    eval: EvalSettings = Field(
+        default_factory=lambda: EvalSettings(max_new_tokens=64),
+        description="held-out evaluation settings (default data: the test split of a builtin:... prompt set)",
+    )
+
+    @field_validator("rewards")
+    @classmethod
+    def known_rewards(cls, specs: list[str]) -> list[str]:
+        from llmpost.rewards.registry import check_reward_spec
+
+        problems = [p for p in map(check_reward_spec, specs) if p]
+        if not specs:
+            problems.append("give at least one reward, e.g. exact_match")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return specs
+
+    @model_validator(mode="after")
+    def whole_groups(self) -> Config:
+        per_step = self.batch_size * self.grad_accum
+        if per_step % self.num_generations:
+            raise ValueError(f"batch_size x grad_accum ({per_step}) must be a multiple of num_generations "
+                             f"({self.num_generations}): each step holds whole groups of completions")
+        return self
+
+
+def inputs(cfg: Config) -> dict[str, list[str]]:
+    """The model, reward-model and data references this run reads (for lineage and the fingerprint)."""
+    from llmpost.rewards.registry import reward_model_refs
+
+    data = [cfg.data]
+    held_out = eval_data(cfg)
+    if held_out:
+        data.append(held_out)
+    return {"models": [cfg.model, *reward_model_refs(cfg.rewards)], "data": data}
+
+
+def eval_data(cfg: Config) -> str | None:
+    """The held-out prompts: eval.data, or the test split of built-in training prompts; None to skip."""
+    if not cfg.eval.enabled:
+        return None
+    if cfg.eval.data:
+        return cfg.eval.data
+    if cfg.data.startswith("builtin:"):
+        name = cfg.data.removeprefix("builtin:").split(":")[0]
+        return f"builtin:{name}:test"
+    return None
+
+
+def run(cfg: Config, ctx: StageContext) -> StageResult:
+    from datasets import Dataset
+
+    from llmpost.models.load import load_model, load_tokenizer, lora_config
+    from llmpost.models.save import save_model
+    from llmpost.rewards.registry import CombinedReward
+    from llmpost.stages.training import report_callback, set_seed
+
+    set_seed(cfg.seed)
+    check_vllm(cfg)
+    src = ctx.model(cfg.model)
+    args = build_grpo_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
+    reward = CombinedReward(cfg.rewards, ctx.store)
+    train = prompt_rows(ctx, cfg.data, cfg.system_prompt)
+    reward.check_rows(train, cfg.data)
+    held_out_ref = eval_data(cfg)
+    held_out = prompt_rows(ctx, held_out_ref, cfg.system_prompt)[: cfg.eval.max_samples] if held_out_ref else []
+    if held_out:
+        reward.check_rows(held_out, held_out_ref)
+    else:
+        ctx.console.print("[yellow]no held-out prompts: set eval.data to report exact match and reward[/yellow]")
+
+    tokenizer = load_tokenizer(src, cfg.trust_remote_code)
+    model = load_model(src, qlora=cfg.qlora, trainable_adapter=bool(src.adapter_path),
+                       trust_remote_code=cfg.trust_remote_code)
+    peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
+
+    def evaluate(m) -> dict | None:
+        return evaluate_policy(m, tokenizer, held_out, reward, cfg.eval) if held_out else None
+
+    before = evaluate(model)
+    trainer = timed_grpo_trainer()(
+        model=model, reward_funcs=reward.trl_functions(), args=args, train_dataset=Dataset.from_list(train),
+        processing_class=tokenizer, peft_config=peft_config, callbacks=[report_callback(ctx, "grpo")],
+    )
+    trainer.train()
+    after = evaluate(trainer.model)
+
+    save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
+    report = eval_report(before, after, reward)
+    last = last_logged(trainer.state.log_history)
+    metrics = {k: v for k, v in {
+        "exact_match_before": report["exact_match_before"], "exact_match": report["exact_match"],
+        "reward_before": report["reward_before"], "reward": report["reward"],
+        "train_reward": last.get("reward"), "steps": trainer.state.global_step,
+    }.items() if v is not None}
+    card = ("Trained with GRPO on rewards " + ", ".join(f"{r['name']} (weight {r['weight']:g})" for r in report["rewards"])
+            + (f", system prompt {cfg.system_prompt!r}" if cfg.system_prompt else "") + ".")
+    return StageResult(metrics=metrics, eval=report, card=card)
+
+
+def check_vllm(cfg: Config) -> None:
+    """`vllm: true` needs vllm installed and a CUDA GPU; say so before anything loads."""
+    if not cfg.vllm:
+        return
+    import importlib.util
+
+    import torch
+
+    from llmpost.errors import ConfigError
+
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(["--vllm: vllm is not installed"],
+                          hint="pip install 'llmpost[vllm]' on a CUDA machine, or drop --vllm to generate with transformers")
+    if not torch.cuda.is_available():
+        raise ConfigError(["--vllm: vLLM needs a CUDA GPU and none is visible"], hint="drop --vllm on this machine")
+
+
+def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
+    from trl import GRPOConfig
+
+    from llmpost.rewards.registry import parse_reward_spec
+    from llmpost.stages.trainer_args import build_args
+
+    return build_args(
+        GRPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
+        learning_rate=grpo_learning_rate(cfg, is_tiny),
+        num_generations=cfg.num_generations, beta=cfg.beta, epsilon=cfg.epsilon, num_iterations=cfg.num_iterations,
+        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, loss_type=cfg.loss_type,
+        scale_rewards=cfg.scale_rewards, reward_weights=[parse_reward_spec(s)[1] for s in cfg.rewards],
+        use_vllm=cfg.vllm, vllm_mode=cfg.vllm_mode, log_completions=False,
+    )
+
+
+def grpo_learning_rate(cfg: Config, is_tiny: bool) -> float:
+    """The configured learning rate, or GRPO's default for the model and method."""
+    if cfg.learning_rate is not None:
+        return cfg.learning_rate
+    if is_tiny:
+        return TINY_LR
+    return LORA_LR if cfg.uses_lora else FULL_LR
+
+
+def prompt_rows(ctx: StageContext, ref: str, system_prompt: str | None) -> list[dict]:
+    """Prompt rows in conversational form, numbered (reward errors name the row), with the system prompt."""
+    from llmpost.data.formats import to_prompts
+
+    rows = to_prompts(ctx.data(ref).rows, ref)
+    for n, row in enumerate(rows, 1):
+        row["row_number"] = n
+        if system_prompt and row["prompt"][0]["role"] != "system":
+            row["prompt"] = [{"role": "system", "content": system_prompt}, *row["prompt"]]
+    return rows
+
+
+def evaluate_policy(model, tokenizer, rows: list[dict], reward, settings: EvalSettings, keep_samples: int = 5) -> dict:
+    """Greedy answers to held-out `rows`: exact match (rows with an answer) and each reward's mean."""
+    import math
+
+    from llmpost.evaluation.generation import generate
+    from llmpost.rewards.answers import extract_answer, is_correct
+
+    prompts = [r["prompt"] for r in rows]
+    outputs = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
+    total, per = reward(prompts, outputs, rows)
+    hits = [is_correct(out, r["answer"]) for out, r in zip(outputs, rows, strict=True) if r.get("answer") is not None]
+
+    def mean(values: list[float]) -> float | None:
+        values = [v for v in values if not math.isnan(v)]
+        return sum(values) / len(values) if values else None
+
+    samples = [{"prompt": r["prompt"][-1]["content"], "output": out, "extracted": extract_answer(out),
+                "answer": r.get("answer"), "reward": t}
+               for r, out, t in list(zip(rows, outputs, total, strict=True))[:keep_samples]]
+    return {"exact_match": sum(hits) / len(hits) if hits else None, "reward": mean(total),
+            "rewards": {name: mean(values) for name, values in per.items()}, "n": len(rows), "samples": samples}
+
+
+def eval_report(before: dict | None, after: dict | None, reward) -> dict:
+    """eval.json: exact match and mean reward before/after, each reward's mean, a few samples."""
+    def get(result, key):
+        return result.get(key) if result else None
+
+    return {
+        "exact_match_before": get(before, "exact_match"),
+        "exact_match": get(after, "exact_match"),
+        "reward_before": get(before, "reward"),
+        "reward": get(after, "reward"),
+        "rewards_before": get(before, "rewards"),
+        "rewards_after": get(after, "rewards"),
+        "rewards": reward.describe(),
+        "n_eval": get(after, "n"),
+        "samples": get(after, "samples"),
+    }
+
+
+def last_logged(history: list[dict]) -> dict:
+    """The last training log entry that holds a reward (the final summary entry has none)."""
+    return next((h for h in reversed(history) if "reward" in h), {})
+
+
+def timed_grpo_trainer():
+    """TRL's GRPOTrainer, also logging where the time goes: `time/generation` and `time/reward` (seconds).
+
+    TRL's own `step_time` covers the whole step, so training = step_time - generation - reward
+    when each step generates once (grad_accum = num_iterations = 1).
+    """
+    import time
+
+    from trl import GRPOTrainer
+
+    class TimedGRPOTrainer(GRPOTrainer):
+        def _generate(self, prompts):
+            start = time.perf_counter()
+            try:
+                return super()._generate(prompts)
+            finally:
+                self._record_time("time/generation", start)
+
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            start = time.perf_counter()
+            try:
+                return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            finally:
+                self._record_time("time/reward", start)
+
+        def _record_time(self, key: str, start: float) -> None:
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode][key].append(time.perf_counter() - start)
+
+    return TimedGRPOTrainer

@@ -1,0 +1,228 @@
+"""`llmpost judge`: RLAIF — an LLM judge turns sampled responses into a preference dataset.
+
+run(): resolve inputs -> responses (sampled from the policy, or read from the
+data) -> every pair judged in both orders (local model or OpenAI-compatible
+endpoint, through the on-disk cache) -> Copeland rankings or pairs -> data/
+train.jsonl + test.jsonl, judgments.jsonl and the judging report (eval.json).
+`llmpost rm --data NAME` and `llmpost dpo --data NAME` read the result by ref.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import Field
+
+from llmpost.config.base import Strict
+from llmpost.errors import ConfigError, DataError, StageFailed
+from llmpost.judges.settings import JudgeSettings
+from llmpost.stages.context import StageContext, StageResult
+
+EXAMPLES = 8  # judged pairs shown in eval.json
+
+
+class Config(Strict):
+    policy: str | None = Field(None, description="model to sample responses from (artifact ref, 'tiny', path, hub id); null = responses come from `prompts`")
+    prompts: str = Field("builtin:arith-prompts:train", description="prompts (+answers) to sample for; without a policy, rows holding responses (prompt+responses, prompt+chosen+rejected, ...)")
+    judge: JudgeSettings = Field(default_factory=JudgeSettings, description="who judges and how: a local model or an OpenAI-compatible endpoint")
+    samples: int = Field(4, ge=2, description="responses sampled per prompt (duplicates are judged once)")
+    max_prompts: int | None = Field(None, ge=1, description="use at most this many prompts (the first ones); null = all")
+    max_new_tokens: int = Field(64, ge=1, description="longest sampled response")
+    temperature: float = Field(1.0, gt=0, description="policy sampling temperature; higher = more varied responses")
+    top_p: float = Field(1.0, gt=0, le=1, description="policy nucleus sampling")
+    batch_size: int = Field(64, ge=1, description="prompts sampled at once")
+    output: Literal["rankings", "pairs"] = Field("rankings", description="rows to write: Copeland rankings per prompt, or the decided pairs")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="share of prompts written to data/test.jsonl instead of train")
+    out: str | None = Field(None, description="artifact name to write (a new version NAME/vN); default 'judge'")
+    seed: int = Field(0, description="random seed for sampling and the train/test split")
+    qlora: bool = Field(False, description="load the policy in 4-bit NF4 for sampling")
+    trust_remote_code: bool = Field(False, description="allow the policy's repo to run its own code")
+
+
+def inputs(cfg: Config) -> dict[str, list[str]]:
+    """The policy and a local judge model are parents of the dataset; the prompts are its data."""
+    if not cfg.judge.configured:
+        raise ConfigError(["judge: no judge given"],
+                          hint="pass --judge MODEL_REF (e.g. a model trained with `llmpost sft --data builtin:arith-judge`) "
+                               "or --judge http://HOST:PORT/v1 --judge-model NAME")
+    models = [cfg.policy] if cfg.policy else []
+    if cfg.judge.backend == "local":
+        models.append(cfg.judge.model)
+    else:
+        from llmpost.judges.http import read_api_key
+
+        read_api_key(cfg.judge.api_key_env)  # a missing key fails now, not after sampling
+    return {"models": models, "data": [cfg.prompts]}
+
+
+def run(cfg: Config, ctx: StageContext) -> StageResult:
+    from llmpost.judges.aggregate import preference_rows, split_groups, summarize
+    from llmpost.judges.backend import open_judge
+    from llmpost.judges.compare import judge_pairs, round_robin
+    from llmpost.stages.training import set_seed
+
+    set_seed(cfg.seed)
+    groups, sampled = collect_groups(cfg, ctx)
+    tasks = [t for g, group in enumerate(groups) for t in round_robin(g, group.prompt, group.responses)]
+    judge_src = ctx.model(cfg.judge.model) if cfg.judge.backend == "local" else None
+    judge = open_judge(cfg.judge, model_source=judge_src, cache_root=ctx.store.root)
+    try:
+        with progress_bar(ctx, "judge", total=2 * len(tasks)) as advance:
+            outcomes, judgments = judge_pairs(judge, cfg.judge, tasks, progress=advance)
+    finally:
+        judge.close()
+
+    report = summarize(groups, outcomes, judgments)
+    check_failures(report, judgments, cfg.judge.max_error_rate)
+    rows = preference_rows(groups, outcomes, cfg.output)
+    train, test = split_groups(rows, cfg.test_fraction, cfg.seed)
+    if not train:
+        replies = "; ".join(repr(j.reply) for j in judgments[:3])
+        raise StageFailed(f"the judge decided no pair ({json.dumps(report['outcomes'])}), so there is no preference "
+                          f"to write; its first replies: {replies or 'none'}",
+                          hint="a judge must name A or B, the same response in both orders; check judge.model and "
+                               "judge.template (see `llmpost judge --help`)")
+    write_jsonl(ctx.out_dir / "data" / "train.jsonl", train)
+    if test:
+        write_jsonl(ctx.out_dir / "data" / "test.jsonl", test)
+    write_jsonl(ctx.out_dir / "judgments.jsonl", [judgment_record(j) for j in judgments])
+
+    report = {**report, "judge": cfg.judge.describe(), "policy": cfg.policy, "prompts": len(groups),
+              "responses": sum(len(g.responses) for g in groups), "sampled": sampled,
+              "rows": {"train": len(train), "test": len(test), "format": cfg.output,
+                       "prompts_without_preference": sum(1 for r in rows if not r)},
+              "tokens": {judge.usage.backend: judge.usage.as_dict()},
+              "examples": examples(groups, judgments)}
+    return StageResult(metrics=headline(report, judge.usage), eval=report, card=usage_card(ctx, cfg))
+
+
+def collect_groups(cfg: Config, ctx: StageContext):
+    """The prompts with their distinct responses (sampled from the policy, or read from the data), and the sample count."""
+    from llmpost.judges.aggregate import Group
+
+    if cfg.policy:
+        return sample_groups(cfg, ctx)
+    from llmpost.data.formats import ANSWER_KEYS, has
+    from llmpost.data.preferences import to_rankings
+
+    rows = ctx.data(cfg.prompts).rows[: cfg.max_prompts]
+    first = rows[0]
+    if not (has(first, "responses") or has(first, "chosen", "rejected") or has(first, "completions")):
+        raise DataError(f"{cfg.prompts} holds prompts but no responses, and no --policy was given to sample them",
+                        hint="pass --policy MODEL_REF to sample responses, or data with prompt+responses / prompt+chosen+rejected")
+    groups = []
+    for row, ranking in zip(rows, to_rankings(rows, cfg.prompts), strict=True):
+        answer_key = next((k for k in ANSWER_KEYS if has(row, k)), None)
+        groups.append(Group(ranking.prompt, distinct(ranking.responses), str(row[answer_key]) if answer_key else None))
+    return groups, 0
+
+
+def sample_groups(cfg: Config, ctx: StageContext):
+    """N sampled responses per prompt from the policy, duplicates dropped; and how many were sampled."""
+    from llmpost.data.formats import to_prompts
+    from llmpost.evaluation.generation import generate
+    from llmpost.judges.aggregate import Group
+    from llmpost.judges.local import on_accelerator
+    from llmpost.models.load import load_model, load_tokenizer
+
+    src = ctx.model(cfg.policy)
+    prompts = to_prompts(ctx.data(cfg.prompts).rows, cfg.prompts)[: cfg.max_prompts]
+    tokenizer = load_tokenizer(src, cfg.trust_remote_code)
+    model = on_accelerator(load_model(src, qlora=cfg.qlora, trust_remote_code=cfg.trust_remote_code))
+    ctx.console.print(f"sampling {cfg.samples} responses for each of {len(prompts)} prompts from {cfg.policy}")
+    texts = generate(model, tokenizer, [p["prompt"] for p in prompts for _ in range(cfg.samples)],
+                     max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, do_sample=True,
+                     temperature=cfg.temperature, top_p=cfg.top_p)
+    del model
+    groups = [Group(p["prompt"], distinct(texts[k * cfg.samples:(k + 1) * cfg.samples]), p.get("answer"))
+              for k, p in enumerate(prompts)]
+    return groups, len(texts)
+
+
+def distinct(responses: list[str]) -> list[str]:
+    """Responses with surrounding whitespace trimmed and duplicates removed, first occurrence kept."""
+    return list(dict.fromkeys(r.strip() for r in responses))
+
+
+def check_failures(report: dict, judgments, max_error_rate: float) -> None:
+    """Stop when more requests failed after retries than the settings accept."""
+    rate = report["request_failure_rate"] or 0.0
+    if rate > max_error_rate:
+        last = next(j.error for j in reversed(judgments) if j.error)
+        raise StageFailed(f"the judge failed on {report['request_failures']} of {report['judgments']} requests "
+                          f"({rate:.0%}); last error: {last}",
+                          hint="check the judge endpoint; raise judge.timeout_s or judge.max_retries, or "
+                               "judge.max_error_rate to keep going (failed requests count as ties; answered ones are cached)")
+
+
+def judgment_record(j) -> dict:
+    return {"group": j.group, "first": j.first, "second": j.second, "verdict": j.verdict, "reply": j.reply,
+            "error": j.error, "cached": j.cached}
+
+
+def examples(groups, judgments) -> list[dict]:
+    """A few judgments as a reader wants to check them: the question, both answers, the reply."""
+    from llmpost.judges.prompts import question_text
+
+    return [{"question": question_text(groups[j.group].prompt), "A": groups[j.group].responses[j.first],
+             "B": groups[j.group].responses[j.second], "reply": j.reply, "verdict": j.verdict, "error": j.error}
+            for j in judgments[:EXAMPLES]]
+
+
+def headline(report: dict, usage) -> dict:
+    """The manifest's summary metrics (what `llmpost ls` shows)."""
+    truth = report["ground_truth"] or {}
+    metrics = {
+        "position_consistency": report["position_consistency"],
+        "tie_rate": report["tie_rate"],
+        "parse_failure_rate": report["parse_failure_rate"],
+        "request_failure_rate": report["request_failure_rate"],
+        "ground_truth_agreement": truth.get("agreement"),
+        "pairs_judged": report["pairs_judged"],
+        "rows_train": report["rows"]["train"],
+        "rows_test": report["rows"]["test"],
+        "judge_requests": usage.requests,
+        "judge_cache_hits": usage.cache_hits,
+        "judge_tokens": usage.prompt_tokens + usage.completion_tokens,
+    }
+    return {k: v for k, v in metrics.items() if v is not None}
+
+
+def usage_card(ctx: StageContext, cfg: Config) -> str:
+    name = ctx.name
+    start = cfg.policy or "MODEL"
+    return "\n".join([
+        "A preference dataset written by an LLM judge (`data/train.jsonl`, `data/test.jsonl`);",
+        "every judgment, with the judge's raw reply, is in `judgments.jsonl`.",
+        "",
+        "```bash",
+        f"llmpost dpo --model {start} --data {name}",
+        f"llmpost rm --data {name}",
+        "```",
+    ])
+
+
+def write_jsonl(path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+class progress_bar:
+    """A rich progress bar on the stage's console; `with ... as advance: advance(n)`."""
+
+    def __init__(self, ctx: StageContext, description: str, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=ctx.console, transient=False)
+        self.task = self.progress.add_task(description, total=total)
+
+    def __enter__(self):
+        self.progress.start()
+        return lambda n: self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()

@@ -1,0 +1,55 @@
+"""Shared fixtures: the real CLI in a subprocess, a temp store, and one trained SFT artifact.
+
+Tests run offline against the real tiny model; nothing here mocks the thing under test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Steps for the shared SFT artifact: enough that the tiny model answers in the task's
+# format (so preference/RL stages have something to improve), cheap enough for `make test`.
+SFT_FIXTURE_STEPS = 250
+
+
+def run_cli(*args: str, store: Path | str | None = None, env: dict | None = None, timeout: float = 900,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m llmpost ARGS` as a user would; returns the completed process (never raises)."""
+    full_env = {**os.environ, **(env or {})}
+    if store is not None:
+        full_env["LLMPOST_STORE"] = str(store)
+    return subprocess.run([sys.executable, "-m", "llmpost", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=cwd)
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """Assert exit 0, showing the command's output when it is not."""
+    assert proc.returncode == 0, f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}"
+    return proc
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """An empty artifact store for one test."""
+    return tmp_path / "store"
+
+
+@pytest.fixture(scope="session")
+def sft_store(tmp_path_factory) -> Path:
+    """A store holding `sft`: the tiny model after a short SFT on the built-in task (built once per session).
+
+    Stage tests start from it by ref (`--model sft`) and write their own names next to it.
+    """
+    root = tmp_path_factory.mktemp("sft-store")
+    ok(run_cli("sft", "--out", "sft", "--batch-size", "32", "--set", f"max_steps={SFT_FIXTURE_STEPS}",
+               "--set", "eval.max_samples=100", "--set", "loss_data=null", store=root))
+    return root

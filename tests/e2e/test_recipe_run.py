@@ -1,0 +1,154 @@
+"""`llmpost run` end to end on a small recipe at tiny steps: run, kill, resume, reuse, change one stage.
+
+The recipe has three stages: `sft` -> `check` (eval of sft) and `sft` -> `more` (a second,
+longer SFT that checkpoints). The module fixture runs it, kills it with SIGKILL while
+`more` trains, and reruns it; the tests then check what a user would see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from llmpost.artifacts.store import Store
+from conftest import ok, run_cli
+
+RECIPE = """\
+name: e2e
+description: three tiny stages for the runner's tests
+defaults:
+  seed: 0
+  batch_size: 8
+  logging_steps: 2
+  eval: {max_samples: 8, max_new_tokens: 12}
+stages:
+  sft:
+    uses: sft
+    max_steps: 4
+    loss_data: null
+  check:
+    uses: eval
+    model: "{{ sft }}"
+    max_samples: 8
+    max_new_tokens: 12
+  more:
+    uses: sft
+    model: "{{ sft }}"
+    max_steps: 40
+    loss_data: null
+"""
+ENV = {"COLUMNS": "200"}
+
+
+def summary(store: Path) -> dict[str, dict]:
+    """The latest run record's stages, by id."""
+    record = Store(store).resolve("run-e2e")
+    return {row["id"]: row for row in json.loads((record.path / "summary.json").read_text())["stages"]}
+
+
+def start_run(recipe: Path, store: Path) -> subprocess.Popen:
+    env = {**os.environ, **ENV, "LLMPOST_STORE": str(store)}
+    return subprocess.Popen([sys.executable, "-m", "llmpost", "run", str(recipe)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(store: Path, stage_name: str, proc: subprocess.Popen, timeout: float = 600) -> Path:
+    """Until the stage's work dir holds a complete checkpoint; returns it."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = sorted((store / ".tmp").glob(f"work-{stage_name}-*/checkpoint-*/trainer_state.json"))
+        if found:
+            return found[0].parent
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before a checkpoint:\n{proc.stderr.read()[-3000:]}")
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """A store where the recipe was killed during its third stage and then rerun to the end."""
+    root = tmp_path_factory.mktemp("recipe-run")
+    recipe, store = root / "e2e.yaml", root / "store"
+    recipe.write_text(RECIPE)
+    proc = start_run(recipe, store)
+    checkpoint = wait_for_checkpoint(store, "e2e-more", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    killed_at = {a.name for a in Store(store).list()}
+    rerun = ok(run_cli("run", recipe, store=store, env=ENV))
+    return {"recipe": recipe, "store": store, "killed_at": killed_at, "checkpoint": checkpoint, "rerun": rerun}
+
+
+def test_kill_during_third_stage_then_rerun_resumes_it(resumed):
+    store = resumed["store"]
+    assert resumed["killed_at"] == {"e2e-sft", "e2e-check"}, "stages 1-2 finish; the killed stage leaves nothing"
+    rows = summary(store)
+    assert list(rows) == ["sft", "check", "more"]
+    assert rows["sft"]["status"] == rows["check"]["status"] == "reused"
+    assert rows["more"]["status"] == "resumed" and rows["more"]["resumed_from_step"] > 0
+    assert "resuming an interrupted run from step" in resumed["rerun"].stderr
+
+    more = Store(store).resolve("e2e-more")
+    assert more.manifest["metrics"]["steps"] == 40  # it finished the run, not a fresh 40 on top
+    logged = [json.loads(line)["step"] for line in (more.path / "metrics.jsonl").read_text().splitlines()]
+    assert logged[0] <= 2 and logged[-1] >= 38, "metrics.jsonl covers the steps before and after the kill"
+    assert not list((store / ".tmp").glob("work-e2e-more-*")), "checkpoints are dropped once the stage is final"
+    report = (Store(store).resolve("run-e2e").path / "report.md").read_text()
+    for stage in ("sft", "check", "more"):
+        assert f"| {stage} |" in report
+    assert (Store(store).resolve("run-e2e").path / "plots" / "exact_match.png").stat().st_size > 1000
+
+
+def test_unchanged_rerun_reuses_every_stage_quickly(resumed):
+    started = time.time()
+    proc = ok(run_cli("run", resumed["recipe"], store=resumed["store"], env=ENV))
+    elapsed = time.time() - started
+    assert elapsed < 10, f"an all-reused run took {elapsed:.1f}s"
+    for stage in ("sft", "check", "more"):
+        assert f"{stage} ({'eval' if stage == 'check' else 'sft'}): reuse" in proc.stderr
+    assert " ran " not in proc.stdout and "resumed" not in proc.stdout
+    assert len(Store(resumed["store"]).list("run-e2e")) == 1, "same stage artifacts -> the same run record"
+
+
+def test_changing_one_stage_reruns_it_and_nothing_else(resumed):
+    store = resumed["store"]
+    before = {a.name: a.ref for a in Store(store).list()}
+    dry = ok(run_cli("run", resumed["recipe"], "--dry-run", "--set", "stages.check.max_samples=6", store=store, env=ENV))
+    assert "config changed since e2e-check@v1: max_samples: 8 -> 6" in dry.stdout
+
+    ok(run_cli("run", resumed["recipe"], "--set", "stages.check.max_samples=6", store=store, env=ENV))
+    rows = summary(store)
+    assert rows["check"]["status"] == "ran" and rows["check"]["ref"] == "e2e-check@v2"
+    assert rows["sft"]["ref"] == before["e2e-sft"] and rows["more"]["ref"] == "e2e-more@v1"
+    assert Store(store).resolve("e2e-check@v2").manifest["config"]["max_samples"] == 6
+
+
+def test_dry_run_after_an_upstream_change_reruns_downstream(resumed):
+    proc = ok(run_cli("run", resumed["recipe"], "--dry-run", "--set", "stages.sft.max_steps=5",
+                      store=resumed["store"], env=ENV))
+    lines = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if line.count("│") > 4}
+    assert "config changed since e2e-sft@v1: max_steps: 4 -> 5" in lines["sft"]
+    assert "after `sft` runs" in lines["check"] and "after `sft` runs" in lines["more"]
+    assert not Store(resumed["store"]).list("e2e-sft")[1:], "a dry run runs nothing"
+
+
+def test_only_and_force(resumed):
+    store = resumed["store"]
+    proc = ok(run_cli("run", resumed["recipe"], "--only", "check", "--force", "check", "--dry-run",
+                      store=store, env=ENV))
+    lines = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if line.count("│") > 4}
+    assert "reuse" in lines["sft"] and "forced" in lines["check"] and "not selected" in lines["more"]
+
+    changed = run_cli("run", resumed["recipe"], "--only", "check", "--set", "stages.sft.max_steps=5",
+                      store=store, env=ENV)
+    assert changed.returncode == 2
+    assert "stages.sft: needed by check but has no reusable artifact" in changed.stderr
+    assert "--until sft" in changed.stderr

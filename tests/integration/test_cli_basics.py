@@ -1,0 +1,49 @@
+"""The CLI surface: help with examples everywhere, version, instant start-up, doctor."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ok, run_cli
+
+
+def commands() -> list[str]:
+    from llmpost.cli.app import app
+
+    return sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+
+
+def test_version():
+    from llmpost import __version__
+
+    assert ok(run_cli("--version")).stdout.strip() == f"llmpost {__version__}"
+
+
+@pytest.mark.parametrize("command", commands())
+def test_every_command_has_help_with_an_example(command):
+    out = ok(run_cli(command, "--help")).stdout
+    assert "Example" in out and "llmpost" in out
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from typer.testing import CliRunner; from llmpost.cli.app import app;"
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
+            "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') if m in sys.modules];"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_print_config_shows_resolved_precedence(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("max_steps: 7\nbatch_size: 4\nseed: 1\n")
+    out = ok(run_cli("sft", "--config", cfg, "--batch-size", "16", "--set", "seed=3", "--print-config")).stdout
+    assert "max_steps: 7" in out  # from the file
+    assert "batch_size: 16" in out  # flag beats file
+    assert "seed: 3" in out  # --set beats all
+
+
+def test_doctor_reports_device_and_4bit():
+    out = ok(run_cli("doctor")).stdout
+    assert "torch" in out and "device" in out and "4-bit" in out

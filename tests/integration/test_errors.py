@@ -1,0 +1,67 @@
+"""Bad input exits 2 with a message that says how to fix it, and writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_cli
+
+
+def fails_with(proc, *needles: str, code: int = 2) -> str:
+    text = proc.stderr + proc.stdout
+    assert proc.returncode == code, f"exit {proc.returncode}: {text[-2000:]}"
+    assert "Traceback" not in text, text
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in: {text[-2000:]}"
+    return text
+
+
+def test_malformed_yaml_names_the_line(store, tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("max_steps: 3\nlora:\n  r: 4\n    alpha: 8\n")
+    fails_with(run_cli("sft", "--config", cfg, store=store), "malformed YAML", "line", "hint")
+    assert not store.exists() or not any(store.glob("*/v*"))
+
+
+def test_unknown_keys_are_all_listed_with_suggestions(store, tmp_path):
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("learning_rat: 0.1\nlora:\n  rank: 4\n")
+    text = fails_with(run_cli("sft", "--config", cfg, "--set", "max_stpes=3", store=store),
+                      "learning_rat", "did you mean `learning_rate`", "max_stpes", "did you mean `max_steps`", "lora.rank")
+    assert "3 problems" in text
+
+
+def test_bad_value_type_names_the_key(store):
+    fails_with(run_cli("sft", "--set", "max_steps=lots", store=store), "max_steps", "integer")
+
+
+def test_row_in_wrong_shape_names_file_row_and_columns(store, tmp_path):
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"question": "hi", "reply": "yo"}) + "\n")
+    fails_with(run_cli("sft", "--data", data, "--set", "max_steps=1", store=store),
+               "row 1", "question", "reply", "messages")
+
+
+def test_unknown_model_ref_has_a_hint(store):
+    fails_with(run_cli("sft", "--model", "no-such-model", "--set", "max_steps=1", store=store),
+               "no-such-model", "hint")
+
+
+def test_missing_artifact_version_lists_what_exists(sft_store):
+    fails_with(run_cli("sft", "--model", "sft@v9", "--set", "max_steps=1", store=sft_store), "sft@v9", "v1")
+
+
+def test_empty_dataset(store, tmp_path):
+    data = tmp_path / "empty.jsonl"
+    data.write_text("")
+    fails_with(run_cli("sft", "--data", data, "--set", "max_steps=1", store=store), "no rows")
+
+
+def test_bad_trainer_passthrough_key_fails_before_loading(store):
+    fails_with(run_cli("sft", "--set", "trainer.lr_schedular_type=linear", "--set", "max_steps=1", store=store),
+               "trainer.lr_schedular_type", "lr_scheduler_type")
+
+
+def test_debug_env_shows_the_traceback(store):
+    proc = run_cli("sft", "--model", "no-such-model", store=store, env={"LLMPOST_DEBUG": "1"})
+    assert proc.returncode != 0 and "Traceback" in proc.stderr

@@ -1,0 +1,143 @@
+"""`llmpost judge` against a real OpenAI-compatible server on 127.0.0.1 serving the real tiny judge.
+
+The server (tests/integration/openai_server.py) runs in a subprocess and needs an
+API key; faults (500, timeout, malformed JSON, unparsable text) are switched on
+through its /control route. Every run writes into one store, which the last test
+searches, byte by byte, for the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ok, run_cli
+from integration.judge_setup import JUDGE, with_tiny_judge
+
+from llmpost.artifacts.store import Store
+
+KEY_ENV = "LLMPOST_TEST_JUDGE_KEY"
+KEY = "sk-llmpost-test-" + secrets.token_hex(16)
+SERVER = Path(__file__).with_name("openai_server.py")
+PAIRS = ["--prompts", "builtin:arith-pairs:test", "--max-prompts", "6", "--output", "pairs", "--set", "test_fraction=0"]
+
+
+@pytest.fixture(scope="module")
+def server(sft_store):
+    """The tiny judge behind HTTP; yields (base_url, control(fault, when, delay), stats())."""
+    model_dir = Store(with_tiny_judge(sft_store)).resolve(JUDGE).model_dir
+    proc = subprocess.Popen([sys.executable, str(SERVER), str(model_dir), "--name", "tiny-judge",
+                             "--require-key-env", KEY_ENV], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, KEY_ENV: KEY})
+    line = proc.stdout.readline()
+    assert line.startswith("READY"), f"server did not start: {line!r}"
+    root = f"http://127.0.0.1:{line.split()[1]}"
+
+    def control(fault=None, when="first", delay=3.0):
+        body = json.dumps({"fault": fault, "when": when, "delay": delay}).encode()
+        urllib.request.urlopen(urllib.request.Request(f"{root}/control", data=body, method="POST"), timeout=10).read()
+
+    def stats():
+        return json.loads(urllib.request.urlopen(f"{root}/stats", timeout=10).read())
+
+    yield f"{root}/v1", control, stats
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def http_store(tmp_path_factory):
+    return tmp_path_factory.mktemp("http-judge-store")
+
+
+def judge_http(url: str, store: Path, out: str, *extra: str, key: str = KEY):
+    proc = run_cli("judge", *PAIRS, "--judge", url, "--api-key-env", KEY_ENV, "--out", out,
+                   "--set", "judge.cache=false", "--set", "judge.backoff_s=0.05", *extra,
+                   store=store, env={KEY_ENV: key})
+    assert key not in proc.stdout + proc.stderr
+    return proc
+
+
+def stderr_of(proc) -> str:
+    """stderr with rich's line wrapping undone."""
+    return " ".join(proc.stderr.split())
+
+
+def report_of(store: Path, ref: str) -> dict:
+    return json.loads((Store(store).resolve(ref).path / "eval.json").read_text())
+
+
+def verdicts(store: Path, ref: str) -> list:
+    path = Store(store).resolve(ref).path / "judgments.jsonl"
+    return [(j["group"], j["first"], j["second"], j["verdict"]) for j in map(json.loads, path.read_text().splitlines())]
+
+
+def test_http_judge_gives_the_local_judges_verdicts(server, http_store, sft_store):
+    url, control, stats = server
+    control(None)
+    ok(judge_http(url, http_store, "via-http"))
+    ok(run_cli("judge", *PAIRS, "--judge", JUDGE, "--out", "via-local", store=sft_store))
+    assert verdicts(http_store, "via-http") == verdicts(sft_store, "via-local")  # same model, greedy, both ways
+    report = report_of(http_store, "via-http")
+    assert stats()["completions"] == report["judgments"] == 12
+    (usage,) = report["tokens"].values()
+    assert usage["requests"] == 12 and usage["failures"] == 0 and usage["prompt_tokens"] > 12 * 100
+    assert report["judge"].startswith("http:http://127.0.0.1:") and "model=tiny-judge" in report["judge"]
+
+
+def test_server_errors_and_timeouts_are_retried(server, http_store):
+    url, control, stats = server
+    control("500", when="first")
+    ok(judge_http(url, http_store, "after-500s"))
+    assert stats()["faulted"] == 12 and stats()["requests"] == 24  # each request failed once, then succeeded
+    assert report_of(http_store, "after-500s")["request_failures"] == 0
+
+    control("timeout", when="first", delay=3)
+    ok(judge_http(url, http_store, "after-timeouts", "--set", "judge.timeout_s=1"))
+    assert stats()["faulted"] == 12
+    assert verdicts(http_store, "after-timeouts") == verdicts(http_store, "after-500s") == verdicts(http_store, "via-http")
+
+
+def test_malformed_replies_fail_the_job_after_retries(server, http_store):
+    url, control, _ = server
+    control("malformed", when="always")
+    proc = judge_http(url, http_store, "malformed", "--set", "judge.max_retries=1")
+    assert proc.returncode == 1
+    assert "failed on 12 of 12 requests" in stderr_of(proc) and "malformed reply" in stderr_of(proc)
+    assert "malformed" not in {a.name for a in Store(http_store).list()}
+
+
+def test_unparsable_replies_are_counted_never_wins(server, http_store):
+    url, control, _ = server
+    control("gibberish", when="always")
+    proc = judge_http(url, http_store, "gibberish")
+    assert proc.returncode == 1
+    assert '"unparsed": 6' in stderr_of(proc) and "the moon is made of cheese" in stderr_of(proc)
+    assert "gibberish" not in {a.name for a in Store(http_store).list()}
+
+
+def test_a_wrong_key_is_refused_with_a_hint(server, http_store):
+    url, control, stats = server
+    control(None)
+    proc = judge_http(url, http_store, "wrong-key", key="sk-wrong-" + secrets.token_hex(8))
+    assert proc.returncode == 2
+    assert "HTTP 401" in stderr_of(proc) and KEY_ENV in stderr_of(proc) and "Traceback" not in proc.stderr
+    assert stats()["unauthorized"] >= 1
+
+
+def test_the_api_key_is_in_no_file_under_the_store(server, http_store):
+    url, control, _ = server
+    control("500", when="first")
+    ok(judge_http(url, http_store, "key-check", "--set", "judge.cache=true"))
+    files = [p for p in http_store.rglob("*") if p.is_file()]
+    assert any(p.name == "judgments.sqlite" for p in files) and any(p.name == "manifest.json" for p in files)
+    leaks = [str(p) for p in files if KEY.encode() in p.read_bytes()]
+    assert not leaks
+    manifest = Store(http_store).resolve("key-check").manifest
+    assert manifest["config"]["judge"]["api_key_env"] == KEY_ENV  # the name is recorded, the value is not

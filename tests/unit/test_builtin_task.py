@@ -1,0 +1,48 @@
+"""The built-in arithmetic task: deterministic, disjoint splits, honest rankings."""
+
+from __future__ import annotations
+
+from llmpost.data.builtin import load_builtin
+from llmpost.rewards.answers import extract_answer, is_correct
+
+
+def test_generation_is_deterministic():
+    assert load_builtin("arith-sft", "train") == load_builtin("arith-sft", "train")
+
+
+def test_train_and_test_share_no_question():
+    train = {r["prompt"] for r in load_builtin("arith-prompts", "train")}
+    test = {r["prompt"] for r in load_builtin("arith-prompts", "test")}
+    assert len(test) == 200 and not train & test
+
+
+def test_reference_answers_are_right():
+    for row in load_builtin("arith-sft", "test"):
+        question, answer = row["messages"][0]["content"], row["messages"][1]["content"]
+        a, b = [int(t) for t in question.replace("?", " ").replace(".", " ").split() if t.isdigit()]
+        assert int(extract_answer(answer)) in (a + b, a - b)
+
+
+def test_rankings_put_the_right_answer_first_then_by_distance():
+    for row in load_builtin("arith-rankings", "test"):
+        truth = int(row["answer"])
+        got = [int(extract_answer(r)) for r in row["responses"]]
+        assert got[0] == truth and len(set(got)) == 4
+        distances = [abs(g - truth) for g in got]
+        assert distances == sorted(distances)
+
+
+def test_pairs_and_judge_rows_are_consistent():
+    for row in load_builtin("arith-pairs", "test"):
+        assert is_correct(row["chosen"], row["answer"]) and not is_correct(row["rejected"], row["answer"])
+    verdicts = [r["messages"][1]["content"] for r in load_builtin("arith-judge", "train")]
+    assert set(verdicts) == {"A", "B"} and 0.4 < verdicts.count("A") / len(verdicts) < 0.6
+
+
+def test_answer_extraction_formats():
+    assert extract_answer("so 3+4=7\n#### 7") == "7"
+    assert extract_answer("the answer is \\boxed{12}") == "12"
+    assert extract_answer("<think>x</think><answer> 5 </answer>") == "5"
+    assert extract_answer("first 3 then 1,024") == "1,024"
+    assert extract_answer("no number") is None
+    assert is_correct("#### 1,024", "1024") and not is_correct("#### 7", "8")
