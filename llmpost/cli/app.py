@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from llmpost import __version__
-from llmpost.cli import cmd_dpo, cmd_grpo, cmd_judge, cmd_rm, cmd_run, model_cmds, store_cmds, train_cmds
+from llmpost.cli import cmd_dpo, cmd_grpo, cmd_judge, cmd_ppo, cmd_rm, cmd_run, model_cmds, store_cmds, train_cmds
 from llmpost.errors import LlmpostError
 
 app = typer.Typer(
@@ -42,7 +42,7 @@ def root(version: Annotated[Optional[bool], typer.Option("--version", callback=v
     """llmpost: post-training stages with versioned artifacts. Try `llmpost sft --help`."""
 
 
-for group in (train_cmds, cmd_dpo, cmd_rm, cmd_judge, cmd_grpo, model_cmds, store_cmds, cmd_run):
+for group in (train_cmds, cmd_dpo, cmd_rm, cmd_judge, cmd_grpo, cmd_ppo, model_cmds, store_cmds, cmd_run):
     group.register(app)
 
 

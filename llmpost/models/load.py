@@ -35,8 +35,13 @@ class ModelSource:
         return self.base_id == TINY
 
     def describe(self) -> dict:
-        """The `base_model` record of a manifest."""
-        return {"id": self.base_id, "revision": self.revision, "path": self.path}
+        """The `base_model` record of a manifest (`path` is where it was found on this machine)."""
+        revision = self.revision
+        if self.is_tiny:
+            from llmpost.models.tiny import TINY_VERSION
+
+            revision = f"builtin-v{TINY_VERSION}"
+        return {"id": self.base_id, "revision": revision, "path": self.path}
 
 
 def resolve_model(ref: str, store=None) -> ModelSource:

@@ -55,7 +55,8 @@ def fingerprint_of(stage: str, cfg: BaseModel, ctx: StageContext) -> str:
         "config": config,
         "parents": sorted(p["id"] for p in ctx.parents()),
         "datasets": sorted(d["fingerprint"] for d in ctx.dataset_records()),
-        "base_model": ctx.base_model(),
+        # the base's identity, not where it sits on this machine
+        "base_model": {k: v for k, v in (ctx.base_model() or {}).items() if k != "path"},
     })
 
 

@@ -151,8 +151,10 @@ class PPOTrainer:
     def score(self, rows: list[dict], rollout: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
         """Raw sequence rewards `[B]` and the batch mean of each reward part."""
         totals, parts = self.reward_fn([r["prompt"] for r in rows], rollout.completions, rows)
-        scores = torch.tensor(totals, dtype=torch.float32, device=self.accelerator.device)
-        return scores, {name: sum(values) / max(len(values), 1) for name, values in parts.items()}
+        # NaN means no reward applied to that response: it scores 0 (a neutral reward) here.
+        scores = torch.tensor([0.0 if math.isnan(t) else t for t in totals], dtype=torch.float32,
+                              device=self.accelerator.device)
+        return scores, {name: nanmean(values) for name, values in parts.items()}
 
     # -- 3-5. evaluate, rewards, GAE --------------------------------------------
 
@@ -273,6 +275,11 @@ class PPOTrainer:
         values = torch.tensor([float(stats[k]) for k in keys], device=self.accelerator.device)
         values = self.accelerator.reduce(values, reduction="mean")
         return dict(zip(keys, values.tolist(), strict=True))
+
+
+def nanmean(values: list[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return sum(kept) / len(kept) if kept else math.nan
 
 
 def eos_rate(rollout: Rollout, eos_token_id: int) -> float:

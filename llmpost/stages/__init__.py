@@ -17,6 +17,7 @@ STAGES: dict[str, str] = {
     "rm": "llmpost.stages.rm",
     "judge": "llmpost.stages.judge",
     "grpo": "llmpost.stages.grpo",
+    "ppo": "llmpost.stages.ppo",
 }
 
 

@@ -88,7 +88,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         write_jsonl(ctx.out_dir / "data" / "test.jsonl", test)
     write_jsonl(ctx.out_dir / "judgments.jsonl", [judgment_record(j) for j in judgments])
 
-    report = {**report, "judge": cfg.judge.describe(), "policy": cfg.policy, "prompts": len(groups),
+    report = {**report, "judge": judge.backend.name, "policy": cfg.policy, "prompts": len(groups),
               "responses": sum(len(g.responses) for g in groups), "sampled": sampled,
               "rows": {"train": len(train), "test": len(test), "format": cfg.output,
                        "prompts_without_preference": sum(1 for r in rows if not r)},

@@ -16,7 +16,7 @@ import pytest
 
 from tests.benchmarks.harness import record
 
-RANKINGS = 128
+RANKINGS = 64
 PROMPTS_PER_STEP = 8
 K = 4
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ok, run_cli
 
 from llmpost.artifacts.store import Store
-from conftest import ok, run_cli
 
 RECIPE = """\
 name: e2e

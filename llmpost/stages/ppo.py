@@ -1,0 +1,288 @@
+"""`llmpost ppo`: actor-critic PPO against a reward model (or any reward), on llmpost's own trainer.
+
+TRL 1.x has no PPOTrainer any more, so the algorithm lives in `llmpost.rl` (read
+its package docstring first). Memory follows the single-GPU recipe: one base
+model (4-bit under --qlora), the policy a LoRA adapter on it, the reference the
+same base with the adapter off, the critic a value head on the policy's trunk,
+the reward model a separate artifact (see `rl/policy.py` and `rl/value_head.py`
+for the other cases and the reasons).
+
+run(): resolve inputs -> build rewards -> load policy + reference -> build the
+trainer -> evaluate before -> train (metrics.jsonl every step) -> evaluate after
+-> save the policy. The held-out report holds exact match, the mean reward and
+each reward's mean (the reward model's score for `rm:REF`) of greedy answers,
+before and after, and the KL the policy ended at.
+
+Under torchrun / `accelerate launch` every process samples its own prompts and
+DDP averages the gradients; only the main process evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import Field, field_validator, model_validator
+
+from llmpost.config.base import EvalSettings, TrainConfig
+from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
+from llmpost.stages.context import StageContext, StageResult
+
+DEFAULT_DATA = "builtin:arith-prompts"
+# Learning rates when none is given: PPO takes several updates per batch, so these sit well
+# below the SFT defaults; the tiny model's was tuned on the built-in task.
+TINY_LR, LORA_LR, FULL_LR = 3e-4, 1e-5, 1e-6
+
+
+class Config(TrainConfig):
+    model: str = Field("tiny", description="the policy to improve (--policy): an artifact ref such as `sft`, 'tiny', a local dir or a hub id")
+    data: str = Field(DEFAULT_DATA, description="prompts to answer, with the columns the rewards read (answer, tests, ...)")
+    rewards: list[str] = Field(
+        ["exact_match"],
+        description="the sequence reward, summed as NAME[=WEIGHT]: rm:REF, exact_match, math, format[:REGEX], "
+                    "length[:min=N,max=M], code_exec, judge:SPEC, path/file.py:fn, module:fn",
+    )
+    batch_size: int = Field(16, ge=1, description="prompts per device per PPO step, one sampled response each")
+    logging_steps: int = Field(1, ge=1, description="write metrics.jsonl every N PPO steps")
+    learning_rate: float | None = Field(
+        None, gt=0, description="learning rate of policy and value head; default: 3e-4 tiny, 1e-5 LoRA, 1e-6 full"
+    )
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="how responses are sampled")
+    kl: KLSettings = Field(default_factory=KLSettings, description="the KL penalty towards the reference policy")
+    ppo: PPOSettings = Field(default_factory=PPOSettings, description="the PPO update: epochs, minibatches, clipping, GAE")
+    eval: EvalSettings = Field(
+        default_factory=lambda: EvalSettings(max_new_tokens=32),
+        description="held-out evaluation (default data: the test split of a builtin:... prompt set)",
+    )
+
+    @field_validator("rewards")
+    @classmethod
+    def known_rewards(cls, specs: list[str]) -> list[str]:
+        from llmpost.rewards.registry import check_reward_spec
+
+        problems = [p for p in map(check_reward_spec, specs) if p]
+        if not specs:
+            problems.append("give at least one reward, e.g. rm:my-rm or exact_match")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return specs
+
+    @model_validator(mode="after")
+    def consistent(self) -> Config:
+        problems = []
+        if self.trainer:
+            problems.append("ppo runs llmpost's own PPO loop, not a transformers Trainer: it takes no `trainer:` "
+                            "arguments (nor --deepspeed/--fsdp); its settings are under rollout:, kl: and ppo:")
+        if self.batch_size % self.ppo.mini_batch_size:
+            problems.append(f"batch_size ({self.batch_size}) must be a multiple of ppo.mini_batch_size "
+                            f"({self.ppo.mini_batch_size})")
+        if self.ppo.mini_batch_size % self.grad_accum:
+            problems.append(f"ppo.mini_batch_size ({self.ppo.mini_batch_size}) must be a multiple of grad_accum "
+                            f"({self.grad_accum}): each minibatch is split into grad_accum passes")
+        if self.max_length <= self.rollout.max_new_tokens:
+            problems.append(f"max_length ({self.max_length}) must exceed rollout.max_new_tokens "
+                            f"({self.rollout.max_new_tokens}) to leave room for the prompt")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def inputs(cfg: Config) -> dict[str, list[str]]:
+    """The policy, reward-model and data references this run reads (for lineage and the fingerprint)."""
+    from llmpost.rewards.registry import reward_model_refs
+
+    data = [cfg.data]
+    held_out = eval_data(cfg)
+    if held_out:
+        data.append(held_out)
+    return {"models": [cfg.model, *reward_model_refs(cfg.rewards)], "data": data}
+
+
+def eval_data(cfg: Config) -> str | None:
+    """The held-out prompts: eval.data, or the test split of built-in training prompts; None to skip."""
+    if not cfg.eval.enabled:
+        return None
+    if cfg.eval.data:
+        return cfg.eval.data
+    if cfg.data.startswith("builtin:"):
+        return f"builtin:{cfg.data.removeprefix('builtin:').split(':')[0]}:test"
+    return None
+
+
+def run(cfg: Config, ctx: StageContext) -> StageResult:
+    from llmpost.data.formats import to_prompts
+    from llmpost.models.load import load_tokenizer
+    from llmpost.rewards.registry import CombinedReward
+    from llmpost.rl.policy import load_policy, save_policy
+    from llmpost.rl.trainer import PPOTrainer
+    from llmpost.stages.training import set_seed
+
+    set_seed(cfg.seed)
+    accelerator = make_accelerator(cfg)
+    is_main = ctx.is_main_process and accelerator.is_main_process
+    src = ctx.model(cfg.model)
+    reward = CombinedReward(cfg.rewards, ctx.store)
+    prompts = to_prompts(ctx.data(cfg.data).rows, cfg.data)
+    reward.check_rows(prompts, cfg.data)
+    held_out_ref = eval_data(cfg)
+    held_out = to_prompts(ctx.data(held_out_ref).rows, held_out_ref)[: cfg.eval.max_samples] if held_out_ref else []
+    if held_out:
+        reward.check_rows(held_out, held_out_ref)
+    elif cfg.eval.enabled and is_main:
+        ctx.console.print("[yellow]no held-out prompts: set eval.data to report exact match and reward[/yellow]")
+
+    tokenizer = load_tokenizer(src, cfg.trust_remote_code)
+    policy, reference = load_policy(src, qlora=cfg.qlora, lora=cfg.lora if cfg.uses_lora else None,
+                                    trust_remote_code=cfg.trust_remote_code,
+                                    gradient_checkpointing=cfg.gradient_checkpointing)
+    trainer = PPOTrainer(
+        policy, reference, tokenizer, reward, prompts, rollout=cfg.rollout, kl=cfg.kl, ppo=cfg.ppo,
+        batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, learning_rate=ppo_learning_rate(cfg, src.is_tiny),
+        steps=cfg.max_steps, epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio,
+        max_prompt_length=cfg.max_length - cfg.rollout.max_new_tokens, seed=cfg.seed, accelerator=accelerator,
+    )
+
+    def evaluate() -> dict | None:
+        if not (held_out and is_main):
+            return None
+        return evaluate_policy(trainer.policy, tokenizer, held_out, reward, cfg.eval)
+
+    before = evaluate()
+    accelerator.wait_for_everyone()
+    with StepReporter(ctx, trainer.steps, cfg.logging_steps, enabled=is_main) as reporter:
+        history = trainer.train(on_step=reporter.step)
+    after = evaluate()
+
+    if is_main:
+        save_policy(trainer.policy, tokenizer, ctx.out_dir / "model", src)
+    accelerator.wait_for_everyone()
+    report = eval_report(before, after, reward, history, reference.kind)
+    metrics = {k: v for k, v in {
+        "exact_match_before": report["exact_match_before"], "exact_match": report["exact_match"],
+        "reward_before": report["reward_before"], "reward": report["reward"],
+        "rm_score_before": report["rm_score_before"], "rm_score": report["rm_score"],
+        "kl": report["kl"], "kl_max": report["kl_max"], "train_reward": report["train_reward"],
+        "steps": len(history),
+    }.items() if v is not None}
+    card = ("Trained with PPO (llmpost.rl) on rewards "
+            + ", ".join(f"{r['name']} (weight {r['weight']:g})" for r in report["rewards"])
+            + f"; KL penalty {cfg.kl.coef:g}" + (f" (adaptive, target {cfg.kl.target:g})" if cfg.kl.target else "")
+            + f"; reference: {reference.kind}. Load it like any model: `llmpost eval --model {ctx.name}`.")
+    return StageResult(metrics=metrics, eval=report, card=card)
+
+
+def make_accelerator(cfg: Config):
+    """An Accelerator for this process: DDP under torchrun/accelerate launch, bf16 when asked or supported."""
+    import torch
+    from accelerate import Accelerator
+
+    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if bf16 else "no")
+
+
+def ppo_learning_rate(cfg: Config, is_tiny: bool) -> float:
+    """The configured learning rate, or PPO's default for the model and method."""
+    if cfg.learning_rate is not None:
+        return cfg.learning_rate
+    if is_tiny and not cfg.uses_lora:
+        return TINY_LR
+    return LORA_LR if cfg.uses_lora else FULL_LR
+
+
+# --- evaluation ----------------------------------------------------------------------------
+
+
+def evaluate_policy(model, tokenizer, rows: list[dict], reward, settings: EvalSettings, keep_samples: int = 5) -> dict:
+    """Greedy answers to held-out `rows`: exact match (rows with an answer), the mean reward and each part's mean."""
+    from llmpost.evaluation.generation import generate
+    from llmpost.rewards.answers import extract_answer, is_correct
+
+    prompts = [r["prompt"] for r in rows]
+    outputs = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
+    total, per = reward(prompts, outputs, rows)
+    hits = [is_correct(out, r["answer"]) for out, r in zip(outputs, rows, strict=True) if r.get("answer") is not None]
+    samples = [{"prompt": r["prompt"][-1]["content"], "output": out, "extracted": extract_answer(out),
+                "answer": r.get("answer"), "reward": t}
+               for r, out, t in list(zip(rows, outputs, total, strict=True))[:keep_samples]]
+    return {"exact_match": sum(hits) / len(hits) if hits else None, "reward": nanmean(total),
+            "rewards": {name: nanmean(values) for name, values in per.items()}, "n": len(rows), "samples": samples}
+
+
+def eval_report(before: dict | None, after: dict | None, reward, history: list[dict], reference_kind: str) -> dict:
+    """eval.json: exact match, mean reward and reward-model score before/after, the KL reached, samples."""
+    def get(result, key):
+        return result.get(key) if result else None
+
+    def rm_score(result) -> float | None:
+        scores = [v for name, v in (get(result, "rewards") or {}).items() if name.startswith("rm:") and v is not None]
+        return sum(scores) / len(scores) if scores else None
+
+    tail = history[-max(1, len(history) // 10):]  # the last 10% of steps: where the policy ended up
+    return {
+        "exact_match_before": get(before, "exact_match"),
+        "exact_match": get(after, "exact_match"),
+        "reward_before": get(before, "reward"),
+        "reward": get(after, "reward"),
+        "rm_score_before": rm_score(before),
+        "rm_score": rm_score(after),
+        "rewards_before": get(before, "rewards"),
+        "rewards_after": get(after, "rewards"),
+        "kl": nanmean([h["kl"] for h in tail]) if history else None,
+        "kl_max": max(h["kl"] for h in history) if history else None,
+        "train_reward": nanmean([h["reward_mean"] for h in tail]) if history else None,
+        "reference": reference_kind,
+        "rewards": reward.describe(),
+        "n_eval": get(after, "n"),
+        "samples": get(after, "samples"),
+    }
+
+
+def nanmean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return sum(values) / len(values) if values else None
+
+
+# --- progress and metrics.jsonl ------------------------------------------------------------
+
+SHOWN = ("reward_mean", "kl", "entropy", "approx_kl", "response_length")
+
+
+class StepReporter:
+    """metrics.jsonl every `logging_steps` PPO steps and a rich progress bar (main process only)."""
+
+    def __init__(self, ctx: StageContext, total: int, logging_steps: int, enabled: bool = True):
+        from llmpost.reporting.metrics import MetricsLog
+
+        self.enabled, self.logging_steps, self.total = enabled, logging_steps, total
+        self.console = ctx.console
+        self.log = MetricsLog(ctx.out_dir / "metrics.jsonl") if enabled else None
+        self.progress = None
+
+    def __enter__(self) -> StepReporter:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                     console=self.console)
+            self.progress.start()
+            self.task = self.progress.add_task("ppo", total=self.total, info="")
+        return self
+
+    def step(self, step: int, stats: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        if step % self.logging_steps == 0 or step == self.total:
+            self.log.write(step, stats)
+        info = "  ".join(f"{k}={stats[k]:.3g}" for k in SHOWN if k in stats)
+        self.progress.update(self.task, completed=step, info=info)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
