@@ -19,10 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-## Train the tiny model on the built-in task, offline, and show before/after accuracy.
+## The whole flow on the tiny model, offline: sft -> rm -> ppo, dpo, judge -> dpo (RLAIF), grpo; a rerun reuses.
 quickstart: install
-	$(BIN)/llmpost sft --model tiny --data builtin:arith-sft --out quickstart-sft \
-		--batch-size 32 --set max_steps=1000 --set logging_steps=50
+	$(BIN)/llmpost run recipes/quickstart.yaml
 
 ## The test suite (< 15 min on 2 CPU cores); slow acceptance runs are in test-slow.
 test: install

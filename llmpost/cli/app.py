@@ -6,17 +6,21 @@ A `LlmpostError` prints one line and a hint; LLMPOST_DEBUG=1 shows tracebacks.
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
 from typing import Annotated, Optional
 
-import click
 import typer
+from typer._click import exceptions as click_errors  # typer vendors its own click
 from rich.console import Console
 from rich.markup import escape
 
 from llmpost import __version__
-from llmpost.cli import cmd_dpo, cmd_grpo, cmd_judge, cmd_ppo, cmd_rm, cmd_run, model_cmds, store_cmds, train_cmds
+from llmpost.cli import (
+    cmd_dpo, cmd_grpo, cmd_judge, cmd_plan, cmd_ppo, cmd_rm, cmd_run, model_cmds, store_cmds, train_cmds,
+)
 from llmpost.errors import LlmpostError
 
 app = typer.Typer(
@@ -42,8 +46,12 @@ def root(version: Annotated[Optional[bool], typer.Option("--version", callback=v
     """llmpost: post-training stages with versioned artifacts. Try `llmpost sft --help`."""
 
 
-for group in (train_cmds, cmd_dpo, cmd_rm, cmd_judge, cmd_grpo, cmd_ppo, model_cmds, store_cmds, cmd_run):
+for group in (train_cmds, cmd_dpo, cmd_rm, cmd_judge, cmd_grpo, cmd_ppo, model_cmds, store_cmds, cmd_run, cmd_plan):
     group.register(app)
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -51,10 +59,14 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     debug = os.environ.get("LLMPOST_DEBUG") == "1"
+    # `kill` (SIGTERM) cleans up like Ctrl-C: the in-flight version is removed, `latest` stays put
+    signal.signal(signal.SIGTERM, interrupt)
     if not debug:  # library chatter (per-map progress bars, info logs) hides llmpost's own output
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        # bitsandbytes warns on every import that an optional faster CPU kernel package is absent
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         code = app(standalone_mode=False)
     except LlmpostError as exc:
@@ -64,16 +76,17 @@ def main() -> None:
         if exc.hint:
             err.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}", highlight=False)
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        err.print("[bold red]interrupted[/bold red]: no artifact was written; `latest` is unchanged")
-        sys.exit(130)
-    except click.exceptions.ClickException as exc:
+    except KeyboardInterrupt:
+        code = 130
+    except click_errors.ClickException as exc:  # usage errors: unknown option, missing argument
         exc.show()
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2) or 2)
     except Exception as exc:  # a failed job: one line, traceback on request
         if debug:
             raise
         err.print(f"[bold red]error:[/bold red] the job failed: {type(exc).__name__}: {escape(str(exc))}", highlight=False)
         err.print("[yellow]hint:[/yellow] set LLMPOST_DEBUG=1 for the full traceback", highlight=False)
         sys.exit(1)
+    if code == 130:  # typer turns Ctrl-C inside a command into exit code 130
+        err.print("[bold red]interrupted[/bold red]: no new version was published; `latest` is unchanged")
     sys.exit(code if isinstance(code, int) else 0)

@@ -5,20 +5,33 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from llmpost.cli.options import (
-    PRECEDENCE, BatchOpt, ConfigOpt, DataOpt, EpochsOpt, LoraOpt, LrOpt, ModelOpt, OutOpt, PrintConfigOpt,
-    QloraOpt, SeedOpt, SetOpt, StepsOpt, StoreOpt,
+    PRECEDENCE,
+    BatchOpt,
+    ConfigOpt,
+    DataOpt,
+    EpochsOpt,
+    LoraOpt,
+    LrOpt,
+    ModelOpt,
+    OutOpt,
+    PrintConfigOpt,
+    QloraOpt,
+    SeedOpt,
+    SetOpt,
+    StepsOpt,
+    StoreOpt,
 )
 from llmpost.cli.stage_runner import console, run_stage_command
 from llmpost.cli.train_cmds import common_flags
 
-MinAccuracyOpt = Annotated[Optional[float], typer.Option(
+MinAccuracyOpt = Annotated[float | None, typer.Option(
     "--min-accuracy", help="Quality gate: exit 1, publishing nothing, when held-out pairwise accuracy is below this.")]
-EvalDataOpt = Annotated[Optional[str], typer.Option(
+EvalDataOpt = Annotated[str | None, typer.Option(
     "--eval-data", help="Held-out preference data for eval.json (default builtin:arith-rankings:test).")]
 
 
@@ -42,7 +55,7 @@ def register(app: typer.Typer) -> None:
     @app.command(epilog="Example: llmpost score rm --data builtin:arith-rankings:test --output scored.jsonl")
     def score(ref: Annotated[str, typer.Argument(help="Reward model: an `llmpost rm` artifact ref, a local dir or a hub id.")],
               data: Annotated[str, typer.Option("--data", "-d", help="Rows to score: prompt+completion (or response), messages, or preference rows (pairs, rankings).")],
-              output: Annotated[Optional[Path], typer.Option("--output", help="Write the scored rows here as JSONL (default: print them to stdout).")] = None,
+              output: Annotated[Path | None, typer.Option("--output", help="Write the scored rows here as JSONL (default: print them to stdout).")] = None,
               batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Sequences scored at once.")] = 32,
               qlora: QloraOpt = None, store: StoreOpt = None):
         """Score responses with a reward model: each row gets `score` (or `scores`, one per ranked response).

@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+# A paragraph of its own, so command listings show only the first one.
 PRECEDENCE = (
-    "Config precedence, lowest to highest: stage defaults < recipe defaults < recipe stage block "
+    "\n\nConfig precedence, lowest to highest: stage defaults < recipe defaults < recipe stage block "
     "< --config FILE < flags < --set KEY=VALUE."
 )
 

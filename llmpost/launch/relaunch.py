@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
+from llmpost.config.resolve import describe_errors
 from llmpost.errors import ConfigError, LlmpostError
 from llmpost.launch.engines import check_engines, trainer_overrides
 from llmpost.launch.settings import LaunchSettings
@@ -81,7 +82,11 @@ def with_engine(stage: str, cfg: BaseModel, settings: LaunchSettings) -> BaseMod
                           hint="run it with plain DDP (--launcher torchrun --num-processes N)")
     data = cfg.model_dump(mode="json")
     data["trainer"] = {**data.get("trainer", {}), **overrides}
-    return type(cfg).model_validate(data)
+    try:
+        return type(cfg).model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(type(cfg), exc), source=f"{stage} config with --deepspeed/--fsdp",
+                          hint="run this stage with plain DDP (--launcher torchrun --num-processes N)") from None
 
 
 def launcher_command(settings: LaunchSettings, program: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ with the same config and inputs continues from its last checkpoint
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -25,10 +26,10 @@ from pathlib import Path
 from pydantic import BaseModel
 from rich.console import Console
 
-from llmpost.artifacts.locking import hold_dir_lock
 from llmpost.artifacts.manifest import package_versions, sha256_json
 from llmpost.artifacts.store import Artifact, Store
 from llmpost.config.resolve import to_yaml
+from llmpost.errors import ArtifactError
 from llmpost.launch.ranks import train_on_other_rank, wait_for_all_ranks
 from llmpost.stages import load_stage
 from llmpost.stages.context import StageContext
@@ -96,7 +97,7 @@ def execute_stage(stage: str, cfg: BaseModel, store: Store, *, console: Console 
         train_on_other_rank(module, cfg, ctx)
         return Outcome(store.find_by_fingerprint(ctx.name, fingerprint), False, time.time() - started)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
-    work_lock = hold_dir_lock(ctx.work_dir)  # `gc` must not take a live run's checkpoints
+    work_lock = lock_work_dir(ctx.work_dir, ctx.name)
     try:
         resumed = checkpoint_progress(ctx.work_dir)
         if resumed is not None:
@@ -131,10 +132,30 @@ def execute_stage(stage: str, cfg: BaseModel, store: Store, *, console: Console 
             write_extras(pending.dir, fields, result)
             artifact = pending.finalize(fields)
     finally:
-        os.close(work_lock)
+        if work_lock is not None:
+            os.close(work_lock)
     shutil.rmtree(ctx.work_dir, ignore_errors=True)  # finished: the checkpoints are no longer needed
     wait_for_all_ranks()  # the other ranks return this artifact once it is published
     return Outcome(artifact, False, wall, resumed.step if resumed is not None else None)
+
+
+def lock_work_dir(work_dir: Path, name: str) -> int | None:
+    """Hold the work dir for this run: one run of a stage per fingerprint at a time, and `gc` keeps its checkpoints.
+
+    In a launched multi-process run only rank 0 holds it; the other ranks share its checkpoints.
+    """
+    from llmpost.launch.ranks import is_main_process
+
+    if not is_main_process():
+        return None
+    fd = os.open(work_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ArtifactError(f"`{name}` with this exact config and inputs is being written by another process",
+                            "wait for it to finish; running again then reuses its artifact") from None
+    return fd
 
 
 @dataclass

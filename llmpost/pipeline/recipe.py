@@ -103,6 +103,8 @@ def load_recipe(path: str | Path, *, config_file: str | Path | None = None, sets
         overlays.append(("--set", parse_sets(sets)))
     recipe = build_recipe(raw, overlays)
     recipe.path = Path(path)
+    if config_file is not None:
+        recipe.source["config_file"] = str(config_file)
     return recipe
 
 

@@ -51,7 +51,7 @@ def summary_rows(result) -> list[dict[str, Any]]:
             "start": ids_by_ref.get(model, model),
             "exact_match": metrics.get("exact_match"),
             "exact_match_before": metrics.get("exact_match_before"),
-            "held_out": {k: v for k, v in metrics.items() if k not in NOT_HELD_OUT and is_number(v)},
+            "metrics": {k: v for k, v in metrics.items() if k not in NOT_HELD_OUT and is_number(v)},
         })
     return rows
 
@@ -71,17 +71,19 @@ def plan_table(plan: list[Decision], title: str) -> Table:
 
 def summary_table(result) -> Table:
     """The terminal summary: every stage's artifact, status, time and held-out metrics side by side."""
-    title = f"run `{result.recipe.name}`"
+    counts = {status: sum(r.status == status for r in result.stages) for status in ("ran", "resumed", "reused")}
+    title = f"run `{result.recipe.name}` in {duration(result.wall_time_s)}: " + ", ".join(
+        f"{n} {status}" for status, n in counts.items() if n)
     if result.record is not None:
         title += f"  (report: {result.record.ref})"
     table = Table(title=title, title_justify="left")
     for name, kw in (("stage", {"no_wrap": True}), ("uses", {}), ("artifact", {"no_wrap": True}), ("status", {}),
                      ("time", {"justify": "right"}), ("exact match", {"justify": "right"}),
-                     ("vs start", {"justify": "right"}), ("held-out metrics", {})):
+                     ("vs start", {"justify": "right"}), ("other metrics", {})):
         table.add_column(name, **kw)
     for row in summary_rows(result):
         table.add_row(row["id"], row["uses"], row["ref"], row["status"], duration(row["wall_time_s"]),
-                      number(row["exact_match"]), versus(row), metric_text(row["held_out"], limit=3))
+                      number(row["exact_match"]), versus(row), metric_text(row["metrics"], limit=3))
     return table
 
 
@@ -127,12 +129,9 @@ def markdown_report(recipe, rows: list[dict[str, Any]], has_plot: bool) -> str:
                  "(measured by the stage itself, on the same held-out rows).")
     if has_plot:
         lines += ["", "![held-out exact match per stage](plots/exact_match.png)"]
-    keys = sorted({k for r in rows for k in r["held_out"]})
-    if keys:
-        lines += ["", "## Held-out metrics", "", "| stage | " + " | ".join(keys) + " |",
-                  "|---|" + "---|" * len(keys)]
-        for r in rows:
-            lines.append(f"| {r['id']} | " + " | ".join(number(r["held_out"].get(k)) for k in keys) + " |")
+    if any(r["metrics"] for r in rows):
+        lines += ["", "## Each stage's metrics", "", "| stage | metrics |", "|---|---|"]
+        lines += [f"| {r['id']} | {metric_text(r['metrics'], sep=', ')} |" for r in rows if r["metrics"]]
     lines += ["", "## Reproduce", "", "```",
               f"llmpost run {recipe.path or '<recipe>.yaml'}" + overrides_text(recipe), "```", "",
               "Each artifact's manifest.json records its full config, inputs and library versions; "
@@ -141,8 +140,10 @@ def markdown_report(recipe, rows: list[dict[str, Any]], has_plot: bool) -> str:
 
 
 def overrides_text(recipe) -> str:
+    """The command-line overrides the run was given, as they would be typed again."""
     sets = recipe.source.get("overrides", {}).get("--set") or {}
-    flat = []
+    config_file = recipe.source.get("config_file")
+    flat = [f" --config {config_file}"] if config_file else []
 
     def walk(value, path):
         if isinstance(value, dict):
@@ -189,9 +190,9 @@ def versus(row: dict[str, Any]) -> str:
     return f"{after - before:+.3f} (from {row['start']})"
 
 
-def metric_text(metrics: dict[str, Any], limit: int | None = None) -> str:
+def metric_text(metrics: dict[str, Any], limit: int | None = None, sep: str = "  ") -> str:
     items = list(metrics.items())[:limit] if limit else list(metrics.items())
-    return "  ".join(f"{k}={number(v)}" for k, v in items) or "-"
+    return sep.join(f"{k}={number(v)}" for k, v in items) or "-"
 
 
 def number(value: Any) -> str:

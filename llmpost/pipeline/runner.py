@@ -13,6 +13,7 @@ a missing input or a selection that cannot be satisfied fails in seconds.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -21,7 +22,7 @@ from llmpost.artifacts.store import Artifact, Store
 from llmpost.errors import ConfigError
 from llmpost.pipeline.dag import selection
 from llmpost.pipeline.execute import Outcome, execute_stage, work_dir_for
-from llmpost.pipeline.plan import RESUME, REUSE, SKIP, Decision, decide, plan_recipe
+from llmpost.pipeline.plan import REUSE, SKIP, Decision, decide, plan_recipe
 from llmpost.pipeline.recipe import Recipe, did_you_mean
 
 
@@ -46,6 +47,7 @@ class RunResult:
     stages: list[StageRun] = field(default_factory=list)
     record: Artifact | None = None  # the run record (report.md, plot) in the store
     record_reused: bool = False
+    wall_time_s: float = 0.0  # this invocation, reused stages included
 
 
 def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, until: list[str] | None = None,
@@ -55,6 +57,7 @@ def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, u
 
     `on_plan(plan)` is called once the plan is made, before anything runs (the CLI prints it).
     """
+    started = time.time()
     console = console or Console(stderr=True)
     only, until, force = list(only or []), list(until or []), list(force or [])
     check_stage_names(recipe, {"--only": only, "--until": until, "--force": force})
@@ -72,30 +75,37 @@ def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, u
             continue
         spec = recipe.stages[planned.id]
         forced = spec.id in force and spec.id in selected
-        # A plan made with every input known stays valid; one made before an upstream stage ran is redone.
-        decision = planned if planned.cfg is not None else decide(spec, refs, store, forced=forced, console=console)
-        console.rule(f"[bold]{spec.id}[/bold] ({spec.uses}): {decision.action} — {decision.reason}", align="left")
-        if decision.action == REUSE:
-            outcome = Outcome(decision.artifact, True, 0.0)
-        else:
-            if forced and decision.prepared is not None:
-                shutil.rmtree(work_dir_for(store, spec.out, decision.prepared[1]), ignore_errors=True)
-            try:
-                outcome = execute_stage(spec.uses, decision.cfg, store, console=console, prepared=decision.prepared)
-            except BaseException:
-                console.print(f"[bold red]stage `{spec.id}` did not finish[/bold red]; finished stages are kept, "
-                              "and rerunning the recipe continues from its last checkpoint")
-                raise
+        try:
+            outcome = run_stage(spec, planned, refs, store, forced=forced, console=console)
+        except KeyboardInterrupt:
+            console.print(f"[bold red]stage `{spec.id}` was interrupted[/bold red]")
+            raise
+        except BaseException:
+            console.print(f"[bold red]stage `{spec.id}` failed[/bold red]; the stages before it are kept, "
+                          "and a rerun reuses them")
+            raise
         status = "reused" if outcome.reused else ("resumed" if outcome.resumed_from_step is not None else "ran")
-        if decision.action == RESUME and outcome.resumed_from_step is None:
-            status = "ran"  # the checkpoint was not usable by this stage
         refs[spec.id] = outcome.artifact.ref
         result.stages.append(StageRun(spec.id, spec.uses, status, outcome))
 
     from llmpost.pipeline.report import write_run_record
 
     result.record, result.record_reused = write_run_record(result, store)
+    result.wall_time_s = time.time() - started
     return result
+
+
+def run_stage(spec, planned: Decision, refs: dict[str, str], store: Store, *, forced: bool,
+              console: Console) -> Outcome:
+    """Reuse, resume or run one stage, now that the stages it needs have artifacts (`refs`)."""
+    # A plan made with every input known stays valid; one made before an upstream stage ran is redone.
+    decision = planned if planned.cfg is not None else decide(spec, refs, store, forced=forced, console=console)
+    console.rule(f"[bold]{spec.id}[/bold] ({spec.uses}): {decision.action} — {decision.reason}", align="left")
+    if decision.action == REUSE:
+        return Outcome(decision.artifact, True, 0.0)
+    if forced and decision.prepared is not None:
+        shutil.rmtree(work_dir_for(store, spec.out, decision.prepared[1]), ignore_errors=True)
+    return execute_stage(spec.uses, decision.cfg, store, console=console, prepared=decision.prepared)
 
 
 def check_stage_names(recipe: Recipe, given: dict[str, list[str]]) -> None:

@@ -115,7 +115,8 @@ class Architecture:
 
     def describe(self) -> str:
         approx = "" if self.exact else f" (model_type {self.model_type!r}: layout approximated as Llama-like)"
-        return (f"{self.name}: {self.params / 1e9:.3g}B params, {self.layers} layers, hidden {self.hidden}, "
+        size = f"{self.params / 1e9:.3g}B" if self.params >= 1e9 else f"{self.params / 1e6:.3g}M"
+        return (f"{self.name}: {size} params, {self.layers} layers, hidden {self.hidden}, "
                 f"vocab {self.vocab}, {self.dtype}{approx}")
 
 

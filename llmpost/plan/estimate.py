@@ -127,34 +127,49 @@ def optimizer_bytes_per_param(optim: str, param_bytes: int) -> float:
     return 2.0 * param_bytes  # Adam/AdamW: exp_avg + exp_avg_sq in the parameter's dtype
 
 
+EAGER_ATTENTION = {"gemma2"}  # no sdpa support in transformers: attention probabilities are kept (seq^2)
+
+
 def block_activation_bytes_per_token(arch: Architecture, work: Workload) -> float:
     """Bytes autograd keeps per token for one decoder block (no checkpointing)."""
     a = compute_bytes(arch, work)
     h, i = arch.hidden, arch.intermediate
-    norms = arch.norms_per_layer * (4 * h + a * h)  # fp32 input copy + normalised output
-    attention = a * 5 * arch.q_dim + 4 * arch.heads  # q, k, v (repeated), output, o_proj input; fp32 logsumexp
+    trains_norms = work.method == "full"  # a trainable norm weight also keeps the pre-weight output
+    norms = arch.norms_per_layer * (4 * h + (2 if trains_norms else 1) * a * h)
+    attention = 4 * a * arch.q_dim + 4 * arch.heads  # q, k, v (k/v repeated to all heads), output; fp32 logsumexp
+    if arch.model_type in EAGER_ATTENTION:
+        attention += arch.heads * work.seq_len * (2 * a + 4)  # scores, fp32 softmax, probabilities
+    if arch.model_type == "qwen3":  # q/k RMSNorms
+        attention += (4 + (a if trains_norms else 0)) * (arch.q_dim + arch.kv_dim)
+    if arch.model_type == "phi3":  # the fused qkv output stays alive under its views
+        attention += a * (arch.q_dim + 2 * arch.kv_dim)
     mlp = 4 * a * i  # gate, act(gate), up, act(gate) * up
     lora = 0
     if work.method != "full":
         adapted = sum(1 for lin in arch.block_linears()
                       if work.lora_targets == "all-linear" or lin.name in work.lora_targets)
-        lora = a * work.lora_r * adapted
+        lora = a * work.lora_r * adapted  # each adapter's r-wide intermediate
     return norms + attention + mlp + lora
 
 
 def activations(arch: Architecture, work: Workload) -> list[Part]:
     """Saved activations for the backward pass, and one block's working set while it runs."""
     a = compute_bytes(arch, work)
-    per_block = block_activation_bytes_per_token(arch, work) * work.tokens
-    final_norm = (4 * arch.hidden + a * arch.hidden) * work.tokens
+    per_token = block_activation_bytes_per_token(arch, work)
+    per_block = per_token * work.tokens
+    # final norm (fp32 input copy, pre-weight output when it trains) + the LM head's copy of its input
+    final = (4 * arch.hidden + (2 if work.method == "full" else 1) * a * arch.hidden) * work.tokens
+    mask = work.sequences * work.seq_len ** 2 * a  # the padded batch's 4-D attention mask, shared by all blocks
     if work.gradient_checkpointing:
-        saved = arch.layers * a * arch.hidden * work.tokens + per_block + final_norm
-        note = f"block inputs x {arch.layers} + one block recomputed, {work.tokens:,} tokens"
+        saved = arch.layers * a * arch.hidden * work.tokens + final + mask
+        note = f"block inputs x {arch.layers} blocks x {work.tokens:,} tokens (gradient checkpointing)"
+        working = 2 * per_block  # the block being recomputed, and its gradients
     else:
-        saved = arch.layers * per_block + final_norm
-        note = f"{block_activation_bytes_per_token(arch, work) / 1024:.1f} KiB/token/block x {arch.layers} blocks x {work.tokens:,} tokens"
+        saved = arch.layers * per_block + final + mask
+        note = f"{per_token / 1024:.1f} KiB/token/block x {arch.layers} blocks x {work.tokens:,} tokens"
+        working = per_block
     return [Part("activations", saved, note),
-            Part("backward working set", per_block, "one block's activation gradients")]
+            Part("backward working set", working, "one block's activations/gradients while backpropagating")]
 
 
 def lm_head(arch: Architecture, work: Workload) -> Part:

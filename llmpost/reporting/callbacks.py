@@ -31,6 +31,9 @@ class ReportCallback(TrainerCallback):
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=self.console, transient=False,
+            # no stdout/stderr proxies: an exception's message must reach the terminal even if
+            # training dies without stopping the bar
+            redirect_stdout=False, redirect_stderr=False,
         )
         self.progress.start()
         self.task = self.progress.add_task(self.description, total=state.max_steps, info="")

@@ -78,6 +78,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)
     model = reward_model_to_train(src, cfg)
+    if not cfg.qlora:  # a 4-bit model is placed when loaded; evaluate where training will run
+        model.to(args.device)
     train_rows, dropped = encode(train, tokenizer, cfg.max_length)
     if dropped:
         ctx.console.print(f"[yellow]note:[/yellow] {dropped} pair(s) longer than max_length={cfg.max_length} tokens were left out")
@@ -94,7 +96,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     before = evaluate(model) if held_out else None
     trainer = quiet(ranking_trainer_class()(model=model, args=args, train_dataset=as_dataset(train_rows),
                                                processing_class=tokenizer, callbacks=[report_callback(ctx, "rm")]))
-    trainer.train()
+    runtime = trainer.train().metrics["train_runtime"]
     after = evaluate(trainer.model) if held_out else None
 
     report = {"accuracy_before": before and before["accuracy"], **(after or {}), "eval_data": eval_ref if after else None}
@@ -102,7 +104,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     check_gate(cfg, report, ctx)
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
     headline = ("accuracy_before", "accuracy", "accuracy_top", "mean_margin", "reward_mean", "reward_std", "length_corr")
-    metrics = {k: report.get(k) for k in headline} | {"train_loss": final_loss, "steps": trainer.state.global_step}
+    metrics = {k: report.get(k) for k in headline} | {"train_loss": final_loss, "steps": trainer.state.global_step,
+                                                    "train_runtime_s": round(runtime, 2)}
     return StageResult(metrics={k: v for k, v in metrics.items() if v is not None}, eval=report if after else None,
                        card=usage(ctx.name))
 
@@ -174,8 +177,9 @@ def reward_model_to_train(src, cfg: Config):
     """A one-output sequence classifier on `src`, ready to train (full, LoRA or QLoRA).
 
     On an adapter artifact (e.g. a LoRA SFT): full training merges the adapter into the
-    base; LoRA training starts the new adapter from the SFT adapter's weights (same
-    rank and targets), so the saved adapter alone, on the base, holds everything.
+    base; LoRA training goes on training the SFT adapter itself (its rank and targets),
+    now as a SEQ_CLS adapter with the score head, so the saved adapter alone, on the
+    base, holds everything.
     """
     from dataclasses import replace
 
@@ -185,15 +189,25 @@ def reward_model_to_train(src, cfg: Config):
                        trust_remote_code=cfg.trust_remote_code)
     if not src.adapter_path:
         return add_lora(model, cfg.lora, "SEQ_CLS", qlora=cfg.qlora) if cfg.uses_lora else model
-    from peft import PeftConfig, PeftModel, load_peft_weights, set_peft_model_state_dict
+    from peft import (
+        PeftConfig,
+        PeftModel,
+        get_peft_model_state_dict,
+        load_peft_weights,
+        set_peft_model_state_dict,
+    )
 
-    if not cfg.uses_lora:
-        return PeftModel.from_pretrained(model, src.adapter_path).merge_and_unload()
     sft = PeftConfig.from_pretrained(src.adapter_path)
-    target = sorted(sft.target_modules) if isinstance(sft.target_modules, set) else sft.target_modules
-    settings = cfg.lora.model_copy(update={"r": sft.r, "alpha": sft.lora_alpha, "target_modules": target})
+    if not cfg.uses_lora:
+        sft.task_type = None  # a causal-LM adapter's weights, merged into the classifier's backbone
+        merged = PeftModel.from_pretrained(model, src.adapter_path, config=sft).merge_and_unload()
+        return merged.requires_grad_(True)  # loading an adapter for inference froze the base
+    targets = sorted(sft.target_modules) if isinstance(sft.target_modules, set) else sft.target_modules
+    settings = cfg.lora.model_copy(update={"r": sft.r, "alpha": sft.lora_alpha, "target_modules": targets})
     model = add_lora(model, settings, "SEQ_CLS", qlora=cfg.qlora)
-    set_peft_model_state_dict(model, load_peft_weights(src.adapter_path))
+    # The SFT adapter has no score head: keep the new one, take every LoRA weight from the SFT.
+    weights = {**get_peft_model_state_dict(model), **load_peft_weights(src.adapter_path)}
+    set_peft_model_state_dict(model, weights)
     return model
 
 
@@ -244,6 +258,11 @@ def ranking_trainer_class():
             pad_id = kwargs["processing_class"].pad_token_id
             kwargs.setdefault("data_collator", lambda groups: collate(groups, pad_id, self.args.pad_to_multiple_of))
             super().__init__(*args, **kwargs)
+            # TRL casts a 4-bit model's trainable weights to bf16 (as the QLoRA paper does); the score
+            # head stays fp32: its input is fp32 without autocast, and a reward needs the precision.
+            for name, param in self.model.named_parameters():
+                if param.requires_grad and ".score." in name:
+                    param.data = param.data.float()
 
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             return dataset  # tokenized and length-filtered by `encode`

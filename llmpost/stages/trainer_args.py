@@ -64,11 +64,12 @@ def build_args(args_cls: type, cfg: TrainConfig, work_dir: Path, *, is_tiny: boo
         seed=cfg.seed,
         data_seed=cfg.seed,
         bf16=bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
     )
+    if cfg.gradient_checkpointing:  # the old name warns in transformers 5, so pass it only when wanted
+        common["activation_checkpointing"] = True
     merged = {**common, **stage_args, **cfg.trainer}
     try:
         return args_cls(**merged)

@@ -58,17 +58,17 @@ def tiny():
 def test_ranking_of_four_is_one_group_of_four_responses_and_six_pairs():
     [group] = comparisons(RANKED[:1], "r", Config())
     assert len(group.responses) == 4  # each response scored once, not once per pair
-    assert sorted(zip(group.better, group.worse)) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    assert sorted(zip(group.better, group.worse, strict=True)) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
     assert group.weight == [pytest.approx(1 / 6)] * 6
     assert group.ranks == [0, 1, 2, 3]
 
 
 def test_ties_give_no_pair_and_best_vs_rest_keeps_the_best_only():
     [group] = comparisons(RANKED[1:], "r", Config())  # scores 5, 2, 2: the last two tie
-    assert sorted(zip(group.better, group.worse)) == [(0, 1), (0, 2)]
+    assert sorted(zip(group.better, group.worse, strict=True)) == [(0, 1), (0, 2)]
     assert group.weight == [0.5, 0.5]
     [best] = comparisons(RANKED[:1], "r", Config(pairs="best_vs_rest"))
-    assert sorted(zip(best.better, best.worse)) == [(0, 1), (0, 2), (0, 3)]
+    assert sorted(zip(best.better, best.worse, strict=True)) == [(0, 1), (0, 2), (0, 3)]
 
 
 def test_margins_come_from_score_differences_else_rank_distance():

@@ -1,0 +1,148 @@
+"""`llmpost ppo` end to end on the real tiny model: the toy check, artifacts, LoRA/QLoRA, errors, DDP, acceptance."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import ok, run_cli
+
+from llmpost.artifacts.store import Store
+
+# What every PPO step logs (metrics.jsonl), as the issue asks.
+LOGGED = {"reward_mean", "reward_std", "kl", "beta", "entropy", "policy_loss", "value_loss", "clip_frac",
+          "approx_kl", "response_length", "time_rollout", "time_score", "time_train"}
+
+TOY_REWARD = '''\
+def has_seven(prompts, completions, **columns):
+    """+1 when the response contains the character 7 (the tiny model's tokens are characters)."""
+    texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+    return [1.0 if "7" in t else 0.0 for t in texts]
+'''
+
+
+def metrics_of(artifact) -> list[dict]:
+    return [json.loads(line) for line in (artifact.path / "metrics.jsonl").read_text().splitlines()]
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+@pytest.fixture
+def toy_files(tmp_path: Path) -> tuple[Path, Path]:
+    """Short prompts (cheap steps) and a reward of +1 for responses containing "7"."""
+    prompts = tmp_path / "prompts.jsonl"
+    words = ["hi", "go", "say", "talk", "write", "tell", "speak", "sing"]
+    prompts.write_text("".join(json.dumps({"prompt": f"{words[i % 8]} {i}"}) + "\n" for i in range(64)))
+    reward = tmp_path / "toy_reward.py"
+    reward.write_text(TOY_REWARD)
+    return prompts, reward
+
+
+def test_toy_reward_raises_the_rate_of_its_token(store, toy_files):
+    """The issue's toy check: +1 when the response contains a given token; its rate must climb well above start."""
+    prompts, reward = toy_files
+    ok(run_cli("ppo", "--policy", "tiny", "--prompts", prompts, "--reward", f"{reward}:has_seven", "--out", "toy",
+               "--max-new-tokens", "16", "--lr", "1e-3", "--set", "max_steps=25", "--set", "eval.enabled=false",
+               store=store))
+    art = Store(store).resolve("toy")
+    rows = metrics_of(art)
+    assert [r["step"] for r in rows] == list(range(1, 26))  # logged every step
+    for row in rows:
+        assert LOGGED <= row.keys()
+        assert row["response_length"] <= 16
+    start = mean([r["reward_mean"] for r in rows[:3]])
+    end = mean([r["reward_mean"] for r in rows[-5:]])
+    assert end >= start + 0.3 and end >= 0.6, f"rate of '7': {start:.2f} at the start, {end:.2f} at the end"
+    assert max(r["kl"] for r in rows) < 30  # the KL penalty keeps it bounded
+    assert art.manifest["metrics"]["steps"] == 25
+
+
+def test_lora_ppo_from_an_sft_artifact(sft_store):
+    """--lora on an SFT artifact: an adapter that plain peft loads, lineage, eval.json before/after."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    ok(run_cli("ppo", "--policy", "sft", "--lora", "--reward", "exact_match", "--out", "ppo-lora",
+               "--batch-size", "8", "--set", "max_steps=3", "--set", "eval.max_samples=16", store=sft_store))
+    store = Store(sft_store)
+    art, parent = store.resolve("ppo-lora"), store.resolve("sft")
+    assert art.manifest["stage"] == "ppo" and parent.id in [p["id"] for p in art.manifest["parents"]]
+    assert len(metrics_of(art)) == 3
+
+    report = json.loads((art.path / "eval.json").read_text())
+    assert report["n_eval"] == 16 and report["reference"] == "adapter-disabled"
+    for key in ("exact_match_before", "exact_match", "reward_before", "reward", "kl", "kl_max"):
+        assert report[key] is not None, key
+    assert report["rewards_before"].keys() == {"exact_match"}
+
+    model_dir = art.path / "model"
+    base = json.loads((model_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert Path(base) == parent.path / "model"
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), model_dir)
+    assert model.peft_config.keys() == {"default"}
+
+
+def test_qlora_ppo_runs_on_a_4bit_base(store, toy_files):
+    prompts, reward = toy_files
+    ok(run_cli("ppo", "--policy", "tiny", "--qlora", "--prompts", prompts, "--reward", f"{reward}:has_seven",
+               "--out", "ppo-q", "--batch-size", "8", "--max-new-tokens", "8", "--set", "max_steps=2",
+               "--set", "eval.enabled=false", store=store))
+    art = Store(store).resolve("ppo-q")
+    assert (art.path / "model" / "adapter_config.json").is_file()
+    assert len(metrics_of(art)) == 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--reward", "exact_mach"], "did you mean `exact_match`"),
+    (["--batch-size", "12"], "multiple of ppo.mini_batch_size"),
+    (["--set", "trainer.per_device_train_batch_size=4"], "takes no `trainer:`"),
+])
+def test_bad_settings_exit_2_with_a_hint(store, args, message):
+    proc = run_cli("ppo", *args, "--set", "max_steps=1", store=store)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    said = " ".join(proc.stderr.split())  # the console wraps long lines
+    assert message in said and "Traceback" not in said
+
+
+def test_missing_reward_model_exits_2(store):
+    proc = run_cli("ppo", "--reward", "rm:no-such-rm", "--set", "max_steps=1", store=store)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "no-such-rm" in proc.stderr
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_write_one_artifact(store, toy_files):
+    """`torchrun --nproc_per_node 2 -m llmpost ppo ...`: DDP over gloo; only rank 0 writes."""
+    prompts, reward = toy_files
+    env = {**os.environ, "LLMPOST_STORE": str(store), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "llmpost",
+           "ppo", "--prompts", str(prompts), "--reward", f"{reward}:has_seven", "--out", "ddp", "--batch-size", "8",
+           "--max-new-tokens", "16", "--lr", "1e-3", "--set", "max_steps=12", "--set", "eval.enabled=false"]
+    ok(subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900))
+    store_ = Store(store)
+    assert [a.ref for a in store_.list("ddp")] == ["ddp@v1"]
+    art = store_.resolve("ddp")
+    assert art.manifest["metrics"]["num_processes"] == 2
+    rows = metrics_of(art)
+    assert len(rows) == 12
+    assert mean([r["reward_mean"] for r in rows[-4:]]) > mean([r["reward_mean"] for r in rows[:3]])
+
+
+@pytest.mark.slow
+def test_acceptance_ppo_with_reward_model_raises_rm_score_and_exact_match(sft_store):
+    """The built-in task: RM from `llmpost rm`, PPO from the SFT; held-out RM score and exact match rise, KL bounded."""
+    ok(run_cli("rm", "--model", "sft", "--out", "rm-for-ppo", store=sft_store, timeout=3600))
+    ok(run_cli("ppo", "--policy", "sft", "--reward", "rm:rm-for-ppo", "--out", "ppo-rm", "--set", "max_steps=150",
+               "--set", "eval.max_samples=200", store=sft_store, timeout=3600))
+    art = Store(sft_store).resolve("ppo-rm")
+    report = json.loads((art.path / "eval.json").read_text())
+    assert report["rm_score"] > report["rm_score_before"]
+    assert report["exact_match"] >= report["exact_match_before"] + 0.03, textwrap.shorten(str(report), 400)
+    assert report["kl_max"] < 50

@@ -1,0 +1,140 @@
+"""Recipe schema, references, layering and the stage graph (no training here)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import run_cli
+
+from llmpost.errors import ConfigError
+from llmpost.pipeline.dag import ancestors, descendants, find_cycle, selection, topological_order
+from llmpost.pipeline.recipe import build_recipe, load_recipe, with_refs
+
+GOOD = {
+    "name": "demo",
+    "defaults": {"seed": 3, "lora": {"enabled": True}, "max_steps": 7},
+    "stages": {
+        "check": {"uses": "eval", "model": "{{ sft }}"},
+        "sft": {"uses": "sft", "max_steps": 5},
+        "sft2": {"uses": "sft", "model": "{{ sft }}", "data": "{{ sft }}/data:train", "out": "second"},
+    },
+}
+
+
+def test_order_names_defaults_and_references():
+    recipe = build_recipe(GOOD)
+    assert list(recipe.stages) == ["sft", "check", "sft2"]  # after what they need, else file order
+    sft, check, sft2 = recipe.stages.values()
+    assert (sft.out, check.out, sft2.out) == ("demo-sft", "demo-check", "second")
+    assert sft.config.seed == check.config.seed == 3
+    assert sft.config.lora.enabled and not hasattr(check.config, "lora")  # a default applies where it fits
+    assert sft.config.max_steps == 5 and sft2.config.max_steps == 7  # the stage block beats `defaults:`
+    assert check.needs == ["sft"] and sft2.needs == ["sft"]
+    assert check.config.model == "demo-sft"  # validated with the name the reference will point to
+    filled = with_refs(sft2, {"sft": "demo-sft@v4"})
+    assert filled.model == "demo-sft@v4" and filled.data == "demo-sft@v4/data:train"
+
+
+def test_precedence_recipe_then_config_file_then_set():
+    overlay = {"defaults": {"seed": 10}, "stages": {"sft": {"max_steps": 20, "batch_size": 4}}}
+    sets = {"stages": {"sft": {"max_steps": 30}}, "defaults": {"seed": 11}}
+    recipe = build_recipe(GOOD, [("--config", overlay), ("--set", sets)])
+    sft = recipe.stages["sft"].config
+    assert (sft.max_steps, sft.batch_size, sft.seed) == (30, 4, 11)
+    assert recipe.stages["check"].config.seed == 11
+
+
+def test_every_problem_is_reported_at_once():
+    bad = {
+        "nme": "x",
+        "name": "demo",
+        "stages": {"sft": {"uses": "sft", "lerning_rate": 0.1}},
+    }
+    with pytest.raises(ConfigError) as exc:
+        build_recipe(bad)
+    assert exc.value.problems == ["nme: unknown key; did you mean `name`?"]  # the top level first
+
+    bad = {
+        "name": "demo",
+        "defaults": {"max_step": 3, "out": "x", "model": "{{ sft }}"},
+        "stages": {
+            "sft": {"uses": "sft", "lerning_rate": 0.1, "max_steps": "many"},
+            "dpo": {"uses": "dpoo"},
+            "ev": {"uses": "eval", "model": "{{ sfx }}"},
+            "a": {"uses": "eval", "model": "{{ b }}"},
+            "b": {"uses": "eval", "model": "{{ a }}"},
+            "me": {"uses": "eval", "model": "{{ me }}"},
+            "noop": {"model": "tiny"},
+        },
+    }
+    with pytest.raises(ConfigError) as exc:
+        build_recipe(bad)
+    text = "\n".join(exc.value.problems)
+    for expected in [
+        "stages.sft.lerning_rate: unknown key; did you mean `learning_rate`?",
+        "stages.sft.max_steps: Input should be a valid integer",
+        "stages.dpo.uses: unknown stage 'dpoo'",
+        "stages.ev.model: `{{ sfx }}` names no stage; did you mean `sft`?",
+        "stages: references form a cycle: a -> b -> a",
+        "stages.me.model: a stage cannot use its own output",
+        "stages.noop.uses: missing",
+        "defaults.max_step: not a setting of any stage in this recipe; did you mean `max_steps`?",
+        "defaults.out: every stage writes its own artifact",
+        "defaults.model: `{{ sft }}`: stage references belong in a stage block",
+    ]:
+        assert expected in text, f"missing: {expected}\n{text}"
+
+
+def test_overrides_must_name_stages_and_keys():
+    with pytest.raises(ConfigError) as exc:
+        build_recipe(GOOD, [("--set", {"beta": 0.2, "stages": {"sfft": {"seed": 1}, "sft": {"sedd": 1}}})])
+    text = "\n".join(exc.value.problems)
+    assert "--set beta: in a recipe run, write stages.ID.beta=" in text
+    assert "--set stages.sfft: no such stage; did you mean `sft`?" in text
+    assert "stages.sft.sedd: unknown key; did you mean `seed`?" in text
+
+
+def test_two_stages_cannot_write_one_name():
+    clash = {"name": "d", "stages": {"a": {"uses": "eval", "out": "same"}, "b": {"uses": "eval", "out": "same"}}}
+    with pytest.raises(ConfigError) as exc:
+        build_recipe(clash)
+    assert "stages.b.out: `same` is also written by stage `a`" in exc.value.problems[0]
+
+
+def test_load_recipe_reads_yaml_and_set_strings(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    recipe = load_recipe(path, sets=["stages.sft.max_steps=9", "defaults.seed=2"])
+    assert recipe.stages["sft"].config.max_steps == 9 and recipe.stages["sft2"].config.seed == 2
+    assert recipe.source["overrides"]["--set"] == {"stages": {"sft": {"max_steps": 9}}, "defaults": {"seed": 2}}
+
+
+def test_graph_helpers():
+    needs = {"sft": [], "rm": ["sft"], "ppo": ["sft", "rm"], "dpo": ["sft"], "ev": []}
+    assert topological_order(needs, ["ppo", "rm", "sft", "dpo", "ev"]) == ["sft", "rm", "ppo", "dpo", "ev"]
+    assert find_cycle(needs) is None and find_cycle({"a": ["b"], "b": ["a"]}) == ["a", "b", "a"]
+    assert ancestors(needs, {"ppo"}) == {"sft", "rm"} and descendants(needs, {"rm"}) == {"ppo"}
+    assert selection(needs, only=["dpo"], until=[]) == {"dpo"}
+    assert selection(needs, only=[], until=["ppo"]) == {"sft", "rm", "ppo"}
+    assert selection(needs, only=[], until=[]) == set(needs)
+
+
+def test_cli_bad_recipe_exits_2_listing_problems(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: demo\nstages:\n  sft: {uses: sft, lerning_rate: 0.1}\n  ev: {uses: eval, model: '{{ sfx }}'}\n")
+    proc = run_cli("run", path, "--dry-run", store=tmp_path / "store")
+    assert proc.returncode == 2
+    assert "invalid recipe (2 problems)" in proc.stderr and "did you mean `learning_rate`?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    unknown = run_cli("run", tmp_path / "missing.yaml", store=tmp_path / "store")
+    assert unknown.returncode == 2 and "does not exist" in unknown.stderr
+
+
+def test_cli_print_config_shows_every_stage(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    proc = run_cli("run", path, "--print-config", "--set", "stages.sft.seed=8")
+    assert proc.returncode == 0, proc.stderr
+    printed = yaml.safe_load(proc.stdout)
+    assert list(printed["stages"]) == ["sft", "check", "sft2"]
+    assert printed["stages"]["sft"]["seed"] == 8 and printed["stages"]["sft"]["uses"] == "sft"
