@@ -10,16 +10,25 @@ import logging
 import os
 import signal
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from typer._click import exceptions as click_errors  # typer vendors its own click
 from rich.console import Console
 from rich.markup import escape
+from typer._click import exceptions as click_errors  # typer vendors its own click
 
 from llmpost import __version__
 from llmpost.cli import (
-    cmd_dpo, cmd_grpo, cmd_judge, cmd_plan, cmd_ppo, cmd_rm, cmd_run, model_cmds, store_cmds, train_cmds,
+    cmd_dpo,
+    cmd_grpo,
+    cmd_judge,
+    cmd_plan,
+    cmd_ppo,
+    cmd_rm,
+    cmd_run,
+    model_cmds,
+    store_cmds,
+    train_cmds,
 )
 from llmpost.errors import LlmpostError
 
@@ -41,7 +50,7 @@ def version_callback(value: bool) -> None:
 
 
 @app.callback()
-def root(version: Annotated[Optional[bool], typer.Option("--version", callback=version_callback, is_eager=True,
+def root(version: Annotated[bool | None, typer.Option("--version", callback=version_callback, is_eager=True,
                                                           help="Print the version and exit.")] = None) -> None:
     """llmpost: post-training stages with versioned artifacts. Try `llmpost sft --help`."""
 

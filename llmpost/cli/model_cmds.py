@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,8 +15,8 @@ from llmpost.cli.stage_runner import console, run_stage_command
 def register(app: typer.Typer) -> None:
     @app.command("eval", epilog="Example: llmpost eval sft --data builtin:arith-prompts:test")
     def eval_(ref: Annotated[str, typer.Argument(help="Model: artifact ref, 'tiny', local dir or hub id.")],
-              data: Annotated[Optional[str], typer.Option("--data", "-d", help="Held-out rows with prompt + answer.")] = None,
-              max_samples: Annotated[Optional[int], typer.Option(help="Evaluate at most N rows.")] = None,
+              data: Annotated[str | None, typer.Option("--data", "-d", help="Held-out rows with prompt + answer.")] = None,
+              max_samples: Annotated[int | None, typer.Option(help="Evaluate at most N rows.")] = None,
               out: OutOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
               print_config: PrintConfigOpt = False, store: StoreOpt = None):
         """Held-out exact-match of a model's greedy answers; writes an `eval` artifact."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,24 +13,24 @@ PRECEDENCE = (
     "< --config FILE < flags < --set KEY=VALUE."
 )
 
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Base model: 'tiny', an artifact ref (NAME, NAME@vN), a local dir or a hub id.")]
-DataOpt = Annotated[Optional[str], typer.Option("--data", "-d", help="Training data: a file (.jsonl/.json/.csv/.parquet), a saved dataset dir, builtin:NAME or a hub id.")]
-OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", help="Artifact name; each run writes a new version NAME/vN.")]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed.")]
-EpochsOpt = Annotated[Optional[float], typer.Option("--epochs", help="Passes over the training data.")]
-StepsOpt = Annotated[Optional[int], typer.Option("--max-steps", help="Stop after N optimizer steps (-1: use epochs).")]
-LrOpt = Annotated[Optional[float], typer.Option("--learning-rate", "--lr", help="Peak learning rate.")]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Examples per device per step.")]
-LoraOpt = Annotated[Optional[bool], typer.Option("--lora/--no-lora", help="Train a LoRA adapter instead of all weights.")]
-QloraOpt = Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit NF4 base (bitsandbytes) + LoRA.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file with this stage's settings.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override any key: --set max_steps=3 --set lora.r=8 (repeatable).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Base model: 'tiny', an artifact ref (NAME, NAME@vN), a local dir or a hub id.")]
+DataOpt = Annotated[str | None, typer.Option("--data", "-d", help="Training data: a file (.jsonl/.json/.csv/.parquet), a saved dataset dir, builtin:NAME or a hub id.")]
+OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Artifact name; each run writes a new version NAME/vN.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed.")]
+EpochsOpt = Annotated[float | None, typer.Option("--epochs", help="Passes over the training data.")]
+StepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Stop after N optimizer steps (-1: use epochs).")]
+LrOpt = Annotated[float | None, typer.Option("--learning-rate", "--lr", help="Peak learning rate.")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", "-b", help="Examples per device per step.")]
+LoraOpt = Annotated[bool | None, typer.Option("--lora/--no-lora", help="Train a LoRA adapter instead of all weights.")]
+QloraOpt = Annotated[bool | None, typer.Option("--qlora/--no-qlora", help="4-bit NF4 base (bitsandbytes) + LoRA.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file with this stage's settings.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override any key: --set max_steps=3 --set lora.r=8 (repeatable).")]
 PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")]
-StoreOpt = Annotated[Optional[str], typer.Option("--store", envvar="LLMPOST_STORE", help="Artifact store directory (default ./artifacts).")]
+StoreOpt = Annotated[str | None, typer.Option("--store", envvar="LLMPOST_STORE", help="Artifact store directory (default ./artifacts).")]
 
 # Scaling out: re-run the command on several processes (see llmpost/launch/).
 LAUNCH_PANEL = "Multi-process (DDP / DeepSpeed / FSDP)"
-LauncherOpt = Annotated[Optional[str], typer.Option("--launcher", rich_help_panel=LAUNCH_PANEL, help="Re-run this command under 'torchrun' or 'accelerate' (launch); only rank 0 writes the artifact.")]
-NumProcessesOpt = Annotated[Optional[int], typer.Option("--num-processes", min=1, rich_help_panel=LAUNCH_PANEL, help="Processes for --launcher: one per GPU; on CPU, DDP over gloo.")]
-DeepspeedOpt = Annotated[Optional[str], typer.Option("--deepspeed", rich_help_panel=LAUNCH_PANEL, help="DeepSpeed ZeRO under --launcher: zero2, zero3 or a DeepSpeed JSON file (CUDA GPUs).")]
-FsdpOpt = Annotated[Optional[bool], typer.Option("--fsdp", rich_help_panel=LAUNCH_PANEL, help="Shard the model with PyTorch FSDP under --launcher (CUDA GPUs).")]
+LauncherOpt = Annotated[str | None, typer.Option("--launcher", rich_help_panel=LAUNCH_PANEL, help="Re-run this command under 'torchrun' or 'accelerate' (launch); only rank 0 writes the artifact.")]
+NumProcessesOpt = Annotated[int | None, typer.Option("--num-processes", min=1, rich_help_panel=LAUNCH_PANEL, help="Processes for --launcher: one per GPU; on CPU, DDP over gloo.")]
+DeepspeedOpt = Annotated[str | None, typer.Option("--deepspeed", rich_help_panel=LAUNCH_PANEL, help="DeepSpeed ZeRO under --launcher: zero2, zero3 or a DeepSpeed JSON file (CUDA GPUs).")]
+FsdpOpt = Annotated[bool | None, typer.Option("--fsdp", rich_help_panel=LAUNCH_PANEL, help="Shard the model with PyTorch FSDP under --launcher (CUDA GPUs).")]

@@ -5,8 +5,25 @@ from __future__ import annotations
 import typer
 
 from llmpost.cli.options import (
-    PRECEDENCE, BatchOpt, ConfigOpt, DataOpt, DeepspeedOpt, EpochsOpt, FsdpOpt, LauncherOpt, LoraOpt, LrOpt,
-    ModelOpt, NumProcessesOpt, OutOpt, PrintConfigOpt, QloraOpt, SeedOpt, SetOpt, StepsOpt, StoreOpt,
+    PRECEDENCE,
+    BatchOpt,
+    ConfigOpt,
+    DataOpt,
+    DeepspeedOpt,
+    EpochsOpt,
+    FsdpOpt,
+    LauncherOpt,
+    LoraOpt,
+    LrOpt,
+    ModelOpt,
+    NumProcessesOpt,
+    OutOpt,
+    PrintConfigOpt,
+    QloraOpt,
+    SeedOpt,
+    SetOpt,
+    StepsOpt,
+    StoreOpt,
 )
 from llmpost.cli.stage_runner import console, resolve_stage_config, run_stage_command
 

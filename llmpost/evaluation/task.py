@@ -17,8 +17,8 @@ def exact_match(model, tokenizer, rows: list[dict], *, max_new_tokens: int = 32,
         return {"exact_match": None, "n": 0, "samples": []}
     outputs = generate(model, tokenizer, [r["prompt"] for r in rows],
                        max_new_tokens=max_new_tokens, batch_size=batch_size)
-    hits = [is_correct(out, r["answer"]) for out, r in zip(outputs, rows)]
+    hits = [is_correct(out, r["answer"]) for out, r in zip(outputs, rows, strict=True)]
     samples = [{"prompt": r["prompt"][-1]["content"], "output": out, "extracted": extract_answer(out),
                 "answer": r["answer"], "correct": hit}
-               for r, out, hit in list(zip(rows, outputs, hits))[:keep_samples]]
+               for r, out, hit in list(zip(rows, outputs, hits, strict=True))[:keep_samples]]
     return {"exact_match": sum(hits) / len(hits), "n": len(hits), "samples": samples}

@@ -23,4 +23,4 @@ def test_build_is_deterministic(tmp_path):
     b = AutoModelForCausalLM.from_pretrained(build_tiny(tmp_path / "b"))
     n = sum(p.numel() for p in a.parameters())
     assert 0.5e6 < n < 2e6
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
