@@ -20,10 +20,12 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 
 from llmpost.evaluation.generation import chat_prompt
+from llmpost.rl.checkpoint import load_checkpoint, save_checkpoint
 from llmpost.rl.gae import gae_advantages
 from llmpost.rl.kl import kl_controller, kl_estimate, kl_penalized_rewards
 from llmpost.rl.losses import entropy_from_logits, policy_loss, token_logprobs, value_loss
@@ -82,8 +84,8 @@ class PPOTrainer:
         n_procs, rank = self.accelerator.num_processes, self.accelerator.process_index
         self.steps = steps if steps > 0 else max(1, math.ceil(epochs * len(prompts) / (batch_size * n_procs)))
         self.sampler = PromptSampler(len(prompts), batch_size, n_procs, rank, seed)
-        self.shuffle = torch.Generator().manual_seed(seed + 1 + rank)
-        torch.manual_seed(seed + 1000 * rank)  # different samples on each process
+        self.seed = seed
+        self.shuffle = torch.Generator()
 
         device = self.accelerator.device
         model = PolicyWithValue(policy)
@@ -106,15 +108,34 @@ class PPOTrainer:
         """The policy causal LM being trained (outside any DDP wrapper)."""
         return self.accelerator.unwrap_model(self.model).policy
 
-    def train(self, on_step: Callable[[int, dict], None] | None = None) -> list[dict]:
-        """Run every step; `on_step(step, stats)` after each. Returns every step's stats."""
-        history = []
-        for step in range(1, self.steps + 1):
+    def train(self, on_step: Callable[[int, dict], None] | None = None, checkpoint_dir: Path | None = None,
+              checkpoint_every: int = 0) -> list[dict]:
+        """Run every step; `on_step(step, stats)` after each. Returns every step's stats.
+
+        With `checkpoint_dir`, a checkpoint found there is resumed from (its steps are
+        replayed to `on_step`) and a new one is written every `checkpoint_every` steps.
+        """
+        done, history = load_checkpoint(self, checkpoint_dir)
+        for step, stats in enumerate(history, 1):
+            if on_step is not None:
+                on_step(step, stats)
+        for step in range(done + 1, self.steps + 1):
+            self.seed_step(step)
             stats = self.step([self.prompts[i] for i in self.sampler.next()])
             history.append(stats)
             if on_step is not None:
                 on_step(step, stats)
+            if checkpoint_dir is not None and checkpoint_every and step % checkpoint_every == 0 and step < self.steps:
+                if self.accelerator.is_main_process:
+                    save_checkpoint(self, checkpoint_dir, step, history)
+                self.accelerator.wait_for_everyone()
         return history
+
+    def seed_step(self, step: int) -> None:
+        """Sampling and minibatch order of `step` depend only on (seed, process, step): exact resumes."""
+        rank = self.accelerator.process_index
+        torch.manual_seed(self.seed + 1_000_003 * rank + step)
+        self.shuffle.manual_seed(self.seed + 7919 * rank + step)
 
     def step(self, rows: list[dict]) -> dict[str, float]:
         """One PPO step on prompt `rows`; returns its statistics (averaged over processes)."""

@@ -8,8 +8,9 @@ the reward model a separate artifact (see `rl/policy.py` and `rl/value_head.py`
 for the other cases and the reasons).
 
 run(): resolve inputs -> build rewards -> load policy + reference -> build the
-trainer -> evaluate before -> train (metrics.jsonl every step) -> evaluate after
--> save the policy. The held-out report holds exact match, the mean reward and
+trainer -> evaluate before -> train (metrics.jsonl every step, a checkpoint in the
+work dir every 10% of the steps: an interrupted run resumes there) -> evaluate
+after -> save the policy. The held-out report holds exact match, the mean reward and
 each reward's mean (the reward model's score for `rm:REF`) of greedy answers,
 before and after, and the KL the policy ended at.
 
@@ -153,7 +154,9 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         before = evaluate()
         accelerator.wait_for_everyone()
         with StepReporter(ctx, trainer.steps, cfg.logging_steps, enabled=is_main) as reporter:
-            history = trainer.train(on_step=reporter.step)
+            # A checkpoint every 10% of the steps; a rerun of the same config resumes from it.
+            history = trainer.train(on_step=reporter.step, checkpoint_dir=ctx.work_dir,
+                                    checkpoint_every=max(1, trainer.steps // 10))
         after = evaluate()
 
     if is_main:

@@ -6,11 +6,12 @@ import json
 
 import pytest
 from conftest import ok, run_cli
-from integration.judge_setup import JUDGE, with_tiny_judge
+from integration.judge_setup import JUDGE, garbled_pairs, with_tiny_judge
 
 from llmpost.artifacts.store import Store
 from llmpost.data.load import load_rows
 from llmpost.data.preferences import to_pairs, to_rankings
+from llmpost.rewards.answers import is_correct
 
 
 @pytest.fixture(scope="module")
@@ -96,18 +97,21 @@ def test_dpo_and_rm_take_the_artifact_by_ref(judged):
 
 def test_judging_responses_from_a_dataset_measures_agreement_with_the_truth(sft_store):
     store = with_tiny_judge(sft_store)
-    ok(run_cli("judge", "--prompts", "builtin:arith-pairs:test", "--judge", JUDGE, "--max-prompts", "12",
-               "--output", "pairs", "--out", "judged-pairs", store=store))
+    data = garbled_pairs(store, 12)
+    ok(run_cli("judge", "--prompts", str(data), "--judge", JUDGE, "--output", "pairs", "--out", "judged-pairs",
+               store=store))
     art = Store(store).resolve("judged-pairs")
     report = json.loads((art.path / "eval.json").read_text())
     assert report["sampled"] == 0 and report["pairs"] == 12
+    rows = read_jsonl(data)
+    with_truth = sum(1 for r in rows if is_correct(r["chosen"], r["answer"]) != is_correct(r["rejected"], r["answer"]))
     truth = report["ground_truth"]
-    assert truth["pairs"] == 12  # every built-in pair has one right and one wrong answer
-    consistent = report["outcomes"]["consistent"]
-    assert truth["agreement"] == pytest.approx(round(truth["agreement_when_decided"] * consistent / 12, 4), abs=1e-3)
-    rows = read_jsonl(art.path / "data" / "train.jsonl") + (
+    assert truth["pairs"] == with_truth > 0
+    assert truth["agreement"] >= 0.9  # the judge learned to prefer the well-formed answer
+    written = read_jsonl(art.path / "data" / "train.jsonl") + (
         read_jsonl(art.path / "data" / "test.jsonl") if (art.path / "data" / "test.jsonl").exists() else [])
-    assert len(rows) == consistent and all({"prompt", "chosen", "rejected"} <= set(r) for r in rows)
+    assert len(written) == report["outcomes"]["consistent"]
+    assert all({"prompt", "chosen", "rejected"} <= set(r) for r in written)
     assert {p["id"] for p in art.manifest["parents"]} == {Store(store).resolve(JUDGE).id}
 
 

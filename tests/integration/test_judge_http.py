@@ -14,23 +14,39 @@ import secrets
 import subprocess
 import sys
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import ok, run_cli
-from integration.judge_setup import JUDGE, with_tiny_judge
+from integration.judge_setup import JUDGE, garbled_pairs, with_tiny_judge
 
 from llmpost.artifacts.store import Store
 
 KEY_ENV = "LLMPOST_TEST_JUDGE_KEY"
 KEY = "sk-llmpost-test-" + secrets.token_hex(16)
 SERVER = Path(__file__).with_name("openai_server.py")
-PAIRS = ["--prompts", "builtin:arith-pairs:test", "--max-prompts", "6", "--output", "pairs", "--set", "test_fraction=0"]
+PAIRS = ["--max-prompts", "6", "--output", "pairs", "--set", "test_fraction=0"]
+
+
+@dataclass
+class Server:
+    url: str   # the OpenAI-compatible base URL
+    data: str  # garbled/well-formed answer pairs the tiny judge has real preferences on
+    root: str
+
+    def control(self, fault=None, when="first", delay=3.0) -> None:
+        body = json.dumps({"fault": fault, "when": when, "delay": delay}).encode()
+        request = urllib.request.Request(f"{self.root}/control", data=body, method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def stats(self) -> dict:
+        return json.loads(urllib.request.urlopen(f"{self.root}/stats", timeout=10).read())
 
 
 @pytest.fixture(scope="module")
 def server(sft_store):
-    """The tiny judge behind HTTP; yields (base_url, control(fault, when, delay), stats())."""
+    """The tiny judge behind HTTP, requiring the API key in $LLMPOST_TEST_JUDGE_KEY."""
     model_dir = Store(with_tiny_judge(sft_store)).resolve(JUDGE).model_dir
     proc = subprocess.Popen([sys.executable, str(SERVER), str(model_dir), "--name", "tiny-judge",
                              "--require-key-env", KEY_ENV], stdout=subprocess.PIPE, text=True,
@@ -38,15 +54,7 @@ def server(sft_store):
     line = proc.stdout.readline()
     assert line.startswith("READY"), f"server did not start: {line!r}"
     root = f"http://127.0.0.1:{line.split()[1]}"
-
-    def control(fault=None, when="first", delay=3.0):
-        body = json.dumps({"fault": fault, "when": when, "delay": delay}).encode()
-        urllib.request.urlopen(urllib.request.Request(f"{root}/control", data=body, method="POST"), timeout=10).read()
-
-    def stats():
-        return json.loads(urllib.request.urlopen(f"{root}/stats", timeout=10).read())
-
-    yield f"{root}/v1", control, stats
+    yield Server(f"{root}/v1", str(garbled_pairs(sft_store, 6)), root)
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -56,8 +64,8 @@ def http_store(tmp_path_factory):
     return tmp_path_factory.mktemp("http-judge-store")
 
 
-def judge_http(url: str, store: Path, out: str, *extra: str, key: str = KEY):
-    proc = run_cli("judge", *PAIRS, "--judge", url, "--api-key-env", KEY_ENV, "--out", out,
+def judge_http(server: Server, store: Path, out: str, *extra: str, key: str = KEY):
+    proc = run_cli("judge", "--prompts", server.data, *PAIRS, "--judge", server.url, "--api-key-env", KEY_ENV, "--out", out,
                    "--set", "judge.cache=false", "--set", "judge.backoff_s=0.05", *extra,
                    store=store, env={KEY_ENV: key})
     assert key not in proc.stdout + proc.stderr
@@ -79,62 +87,56 @@ def verdicts(store: Path, ref: str) -> list:
 
 
 def test_http_judge_gives_the_local_judges_verdicts(server, http_store, sft_store):
-    url, control, stats = server
-    control(None)
-    ok(judge_http(url, http_store, "via-http"))
-    ok(run_cli("judge", *PAIRS, "--judge", JUDGE, "--out", "via-local", store=sft_store))
+    server.control(None)
+    ok(judge_http(server, http_store, "via-http"))
+    ok(run_cli("judge", "--prompts", server.data, *PAIRS, "--judge", JUDGE, "--out", "via-local", store=sft_store))
     assert verdicts(http_store, "via-http") == verdicts(sft_store, "via-local")  # same model, greedy, both ways
     report = report_of(http_store, "via-http")
-    assert stats()["completions"] == report["judgments"] == 12
+    assert server.stats()["completions"] == report["judgments"] == 12
     (usage,) = report["tokens"].values()
     assert usage["requests"] == 12 and usage["failures"] == 0 and usage["prompt_tokens"] > 12 * 100
     assert report["judge"].startswith("http:http://127.0.0.1:") and "model=tiny-judge" in report["judge"]
 
 
 def test_server_errors_and_timeouts_are_retried(server, http_store):
-    url, control, stats = server
-    control("500", when="first")
-    ok(judge_http(url, http_store, "after-500s"))
-    assert stats()["faulted"] == 12 and stats()["requests"] == 24  # each request failed once, then succeeded
+    server.control("500", when="first")
+    ok(judge_http(server, http_store, "after-500s"))
+    assert server.stats()["faulted"] == 12 and server.stats()["requests"] == 24  # each request failed once, then succeeded
     assert report_of(http_store, "after-500s")["request_failures"] == 0
 
-    control("timeout", when="first", delay=3)
-    ok(judge_http(url, http_store, "after-timeouts", "--set", "judge.timeout_s=1"))
-    assert stats()["faulted"] == 12
+    server.control("timeout", when="first", delay=3)
+    ok(judge_http(server, http_store, "after-timeouts", "--set", "judge.timeout_s=1"))
+    assert server.stats()["faulted"] == 12
     assert verdicts(http_store, "after-timeouts") == verdicts(http_store, "after-500s") == verdicts(http_store, "via-http")
 
 
 def test_malformed_replies_fail_the_job_after_retries(server, http_store):
-    url, control, _ = server
-    control("malformed", when="always")
-    proc = judge_http(url, http_store, "malformed", "--set", "judge.max_retries=1")
+    server.control("malformed", when="always")
+    proc = judge_http(server, http_store, "malformed", "--set", "judge.max_retries=1")
     assert proc.returncode == 1
     assert "failed on 12 of 12 requests" in stderr_of(proc) and "malformed reply" in stderr_of(proc)
     assert "malformed" not in {a.name for a in Store(http_store).list()}
 
 
 def test_unparsable_replies_are_counted_never_wins(server, http_store):
-    url, control, _ = server
-    control("gibberish", when="always")
-    proc = judge_http(url, http_store, "gibberish")
+    server.control("gibberish", when="always")
+    proc = judge_http(server, http_store, "gibberish")
     assert proc.returncode == 1
     assert '"unparsed": 6' in stderr_of(proc) and "the moon is made of cheese" in stderr_of(proc)
     assert "gibberish" not in {a.name for a in Store(http_store).list()}
 
 
 def test_a_wrong_key_is_refused_with_a_hint(server, http_store):
-    url, control, stats = server
-    control(None)
-    proc = judge_http(url, http_store, "wrong-key", key="sk-wrong-" + secrets.token_hex(8))
+    server.control(None)
+    proc = judge_http(server, http_store, "wrong-key", key="sk-wrong-" + secrets.token_hex(8))
     assert proc.returncode == 2
     assert "HTTP 401" in stderr_of(proc) and KEY_ENV in stderr_of(proc) and "Traceback" not in proc.stderr
-    assert stats()["unauthorized"] >= 1
+    assert server.stats()["unauthorized"] >= 1
 
 
 def test_the_api_key_is_in_no_file_under_the_store(server, http_store):
-    url, control, _ = server
-    control("500", when="first")
-    ok(judge_http(url, http_store, "key-check", "--set", "judge.cache=true"))
+    server.control("500", when="first")
+    ok(judge_http(server, http_store, "key-check", "--set", "judge.cache=true"))
     files = [p for p in http_store.rglob("*") if p.is_file()]
     assert any(p.name == "judgments.sqlite" for p in files) and any(p.name == "manifest.json" for p in files)
     leaks = [str(p) for p in files if KEY.encode() in p.read_bytes()]

@@ -130,3 +130,43 @@ def test_first_ppo_pass_has_ratio_one_and_zero_kl(tiny_src):
     for key in ("reward_mean", "reward_std", "kl", "entropy", "policy_loss", "value_loss", "clip_frac",
                 "approx_kl", "response_length", "time_rollout", "time_score", "time_train"):
         assert key in step_stats
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tiny_src, tmp_path):
+    """Checkpoint every 2 steps, stop after step 3, resume in a fresh trainer: same result as never stopping."""
+    from llmpost.rl.trainer import PPOTrainer
+
+    src, tok = tiny_src
+    rows = [{"prompt": [{"role": "user", "content": f"say {i}"}]} for i in range(16)]
+
+    def reward(prompts, completions, rows):
+        values = [float("7" in c) for c in completions]
+        return values, {"seven": values}
+
+    def trainer():
+        torch.manual_seed(0)
+        policy, reference = load_policy(src, qlora=False, lora=None)
+        return PPOTrainer(policy, reference, tok, reward, rows, rollout=RolloutSettings(max_new_tokens=6),
+                          kl=KLSettings(), ppo=PPOSettings(mini_batch_size=4, epochs=2), batch_size=8, steps=4,
+                          learning_rate=1e-3, seed=3)
+
+    whole = trainer()
+    history = whole.train()
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_3(step, stats):
+        if step == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        trainer().train(on_step=stop_after_3, checkpoint_dir=tmp_path, checkpoint_every=2)
+    resumed = trainer()
+    seen = []
+    resumed_history = resumed.train(on_step=lambda step, stats: seen.append(step), checkpoint_dir=tmp_path,
+                                    checkpoint_every=2)
+    assert seen == [1, 2, 3, 4]  # the restored steps are replayed to the reporter
+    assert [h["reward_mean"] for h in resumed_history] == [h["reward_mean"] for h in history]
+    for a, b in zip(whole.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
