@@ -128,6 +128,9 @@ def parse_verdict(text: str | None) -> str | None:
     leading = LEADING_LETTER.match(text)
     if leading:
         return leading.group(1)
+    last_line = BARE_LETTER.match(text.strip().splitlines()[-1])
+    if last_line:  # reasoning first, the letter last: "3+4=7\nA"
+        return last_line.group(1).upper()
     return TIE if TIE_WORDS.search(text) else None
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ok, run_cli
-from oracle_judge import oracle_judge
+from e2e.oracle_judge import oracle_judge
 
 from llmpost.artifacts.store import Store
 from llmpost.pipeline.recipe import load_recipe

@@ -19,7 +19,7 @@ PROMPT = [{"role": "user", "content": "Ann has 3 pens and gets 4 more. How many 
     ("Answer B is correct.", "B"), ("Answer A is better because it adds correctly.", "A"),
     ("The correct answer is B", "B"), ("The better response is Answer A.", "A"), ("Verdict: B", "B"),
     ("Final answer: (A)", "A"), ("I choose B.", "B"), ("B is correct: 3+4=7.", "B"),
-    ("A\nBecause 3+4=7.", "A"), ("B: it adds up", "B"),
+    ("A\nBecause 3+4=7.", "A"), ("B: it adds up", "B"), ("3+4=7, so the right one is\nB", "B"),
     ("Answer A is wrong and answer B is correct.", "B"),
     ("It's a tie.", "tie"), ("Both answers are equally correct.", "tie"), ("Neither is right.", "tie"),
 ])
