@@ -60,13 +60,8 @@ def register(app: typer.Typer) -> None:
             return
         out = results if dry_run else console
         title = f"plan for `{loaded.name}` ({recipe})"
-        try:
-            result = run_recipe(loaded, Store.default(store), only=only, until=until, force=force, dry_run=dry_run,
-                                console=console, on_plan=lambda plan: out.print(plan_table(plan, title)))
-        except KeyboardInterrupt:
-            console.print("[bold red]interrupted[/bold red]: finished stages are kept; rerun the same command to "
-                          "reuse them and resume the interrupted stage from its last checkpoint")
-            raise typer.Exit(130) from None
+        result = run_recipe(loaded, Store.default(store), only=only, until=until, force=force, dry_run=dry_run,
+                            console=console, on_plan=lambda plan: out.print(plan_table(plan, title)))
         if not dry_run:
             results.print(summary_table(result))
             if result.record is not None:

@@ -78,7 +78,8 @@ def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, u
         try:
             outcome = run_stage(spec, planned, refs, store, forced=forced, console=console)
         except KeyboardInterrupt:
-            console.print(f"[bold red]stage `{spec.id}` was interrupted[/bold red]")
+            console.print(f"[bold red]stage `{spec.id}` was interrupted[/bold red]: the stages before it are kept; "
+                          "rerunning the recipe reuses them and resumes it from its last checkpoint")
             raise
         except BaseException:
             console.print(f"[bold red]stage `{spec.id}` failed[/bold red]; the stages before it are kept, "

@@ -62,6 +62,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.judges.compare import judge_pairs, round_robin
     from llmpost.stages.training import set_seed
 
+    if not cfg.policy:
+        check_has_responses(ctx.data(cfg.prompts).rows[0], cfg.prompts)
     set_seed(cfg.seed)
     groups, sampled = collect_groups(cfg, ctx)
     tasks = [t for g, group in enumerate(groups) for t in round_robin(g, group.prompt, group.responses)]
@@ -107,15 +109,20 @@ def collect_groups(cfg: Config, ctx: StageContext):
     from llmpost.data.preferences import to_rankings
 
     rows = ctx.data(cfg.prompts).rows[: cfg.max_prompts]
-    first = rows[0]
-    if not (has(first, "responses") or has(first, "chosen", "rejected") or has(first, "completions")):
-        raise DataError(f"{cfg.prompts} holds prompts but no responses, and no --policy was given to sample them",
-                        hint="pass --policy MODEL_REF to sample responses, or data with prompt+responses / prompt+chosen+rejected")
     groups = []
     for row, ranking in zip(rows, to_rankings(rows, cfg.prompts), strict=True):
         answer_key = next((k for k in ANSWER_KEYS if has(row, k)), None)
         groups.append(Group(ranking.prompt, distinct(ranking.responses), str(row[answer_key]) if answer_key else None))
     return groups, 0
+
+
+def check_has_responses(row: dict, source: str) -> None:
+    """Without a policy the data must carry the responses to judge."""
+    from llmpost.data.formats import has
+
+    if not (has(row, "responses") or has(row, "chosen", "rejected") or has(row, "completions")):
+        raise DataError(f"{source} holds prompts but no responses, and no --policy was given to sample them",
+                        hint="pass --policy MODEL_REF to sample responses, or data with prompt+responses / prompt+chosen+rejected")
 
 
 def sample_groups(cfg: Config, ctx: StageContext):

@@ -48,7 +48,7 @@ def test_unknown_model_ref_has_a_hint(store):
 
 
 def test_missing_artifact_version_lists_what_exists(sft_store):
-    fails_with(run_cli("sft", "--model", "sft@v9", "--set", "max_steps=1", store=sft_store), "sft@v9", "v1")
+    fails_with(run_cli("sft", "--model", "sft@v9", "--set", "max_steps=1", store=sft_store), "v9", "v1", "llmpost ls")
 
 
 def test_empty_dataset(store, tmp_path):
