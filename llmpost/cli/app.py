@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 from typing import Annotated
 
@@ -59,17 +58,11 @@ for group in (train_cmds, cmd_dpo, cmd_rm, cmd_judge, cmd_grpo, cmd_ppo, model_c
     group.register(app)
 
 
-def interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     debug = os.environ.get("LLMPOST_DEBUG") == "1"
-    # `kill` (SIGTERM) cleans up like Ctrl-C: the in-flight version is removed, `latest` stays put
-    signal.signal(signal.SIGTERM, interrupt)
     if not debug:  # library chatter (per-map progress bars, info logs) hides llmpost's own output
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
