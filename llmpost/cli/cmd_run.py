@@ -66,6 +66,8 @@ def register(app: typer.Typer) -> None:
             results.print(summary_table(result))
             if result.record is not None:
                 results.print(f"report: [bold]{result.record.ref}[/bold] -> {result.record.path / 'report.md'}")
+        if result.failed:  # the first failure decides the exit code and the error printed
+            raise next(iter(result.failed.values()))
 
 
 def print_configs(recipe) -> None:

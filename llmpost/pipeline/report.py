@@ -72,6 +72,7 @@ def plan_table(plan: list[Decision], title: str) -> Table:
 def summary_table(result) -> Table:
     """The terminal summary: every stage's artifact, status, time and held-out metrics side by side."""
     counts = {status: sum(r.status == status for r in result.stages) for status in ("ran", "resumed", "reused")}
+    counts.update(failed=len(result.failed), skipped=len(result.blocked))
     title = f"run `{result.recipe.name}` in {duration(result.wall_time_s)}: " + ", ".join(
         f"{n} {status}" for status, n in counts.items() if n)
     if result.record is not None:
@@ -81,9 +82,18 @@ def summary_table(result) -> Table:
                      ("time", {"justify": "right"}), ("exact match", {"justify": "right"}),
                      ("vs start", {"justify": "right"}), ("other metrics", {})):
         table.add_column(name, **kw)
-    for row in summary_rows(result):
-        table.add_row(row["id"], row["uses"], row["ref"], row["status"], duration(row["wall_time_s"]),
-                      number(row["exact_match"]), versus(row), metric_text(row["metrics"], limit=3))
+    rows = {row["id"]: row for row in summary_rows(result)}
+    for sid, spec in result.recipe.stages.items():
+        if sid in rows:
+            row = rows[sid]
+            table.add_row(sid, row["uses"], row["ref"], row["status"], duration(row["wall_time_s"]),
+                          number(row["exact_match"]), versus(row), metric_text(row["metrics"], limit=3))
+        elif sid in result.failed:
+            table.add_row(sid, spec.uses, "-", "[bold red]failed[/bold red]", "", "", "",
+                          first_line(result.failed[sid]))
+        elif sid in result.blocked:
+            table.add_row(sid, spec.uses, "-", "[yellow]skipped[/yellow]", "", "", "",
+                          f"needs `{result.blocked[sid]}`")
     return table
 
 
@@ -181,6 +191,11 @@ def plot_exact_match(rows: list[dict[str, Any]], path: Path) -> Path | None:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def first_line(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0]
 
 
 def versus(row: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from llmpost.pipeline.dag import selection
 from llmpost.pipeline.execute import Outcome, execute_stage, work_dir_for
 from llmpost.pipeline.plan import REUSE, SKIP, Decision, decide, plan_recipe
 from llmpost.pipeline.recipe import Recipe, did_you_mean
+from llmpost.pipeline.report import first_line, write_run_record
 
 
 @dataclass
@@ -45,9 +46,11 @@ class RunResult:
     recipe: Recipe
     plan: list[Decision]
     stages: list[StageRun] = field(default_factory=list)
-    record: Artifact | None = None  # the run record (report.md, plot) in the store
+    record: Artifact | None = None  # the run record (report.md, plot) in the store; None when a stage failed
     record_reused: bool = False
     wall_time_s: float = 0.0  # this invocation, reused stages included
+    failed: dict[str, BaseException] = field(default_factory=dict)  # stage id -> its error
+    blocked: dict[str, str] = field(default_factory=dict)  # stage id -> the failed stage it needed
 
 
 def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, until: list[str] | None = None,
@@ -56,6 +59,9 @@ def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, u
     """Plan, then (unless `dry_run`) execute the recipe into `store`; see the module docstring.
 
     `on_plan(plan)` is called once the plan is made, before anything runs (the CLI prints it).
+    A stage that fails does not stop the stages that do not need it (as `make -k`): they run, and
+    `result.failed` / `result.blocked` say what did not; the run record is written only when
+    every stage finished. Ctrl-C stops at once.
     """
     started = time.time()
     console = console or Console(stderr=True)
@@ -74,6 +80,11 @@ def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, u
         if planned.action == SKIP:
             continue
         spec = recipe.stages[planned.id]
+        missing = [n for n in spec.needs if n in result.failed or n in result.blocked]
+        if missing:
+            result.blocked[spec.id] = missing[0]
+            console.rule(f"[bold]{spec.id}[/bold] ({spec.uses}): skipped — `{missing[0]}` did not finish", align="left")
+            continue
         forced = spec.id in force and spec.id in selected
         try:
             outcome = run_stage(spec, planned, refs, store, forced=forced, console=console)
@@ -81,17 +92,16 @@ def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, u
             console.print(f"[bold red]stage `{spec.id}` was interrupted[/bold red]: the stages before it are kept; "
                           "rerunning the recipe reuses them and resumes it from its last checkpoint")
             raise
-        except BaseException:
-            console.print(f"[bold red]stage `{spec.id}` failed[/bold red]; the stages before it are kept, "
-                          "and a rerun reuses them")
-            raise
+        except Exception as exc:  # reported with the summary; the caller re-raises it
+            console.print(f"[bold red]stage `{spec.id}` failed[/bold red]: {first_line(exc)}")
+            result.failed[spec.id] = exc
+            continue
         status = "reused" if outcome.reused else ("resumed" if outcome.resumed_from_step is not None else "ran")
         refs[spec.id] = outcome.artifact.ref
         result.stages.append(StageRun(spec.id, spec.uses, status, outcome))
 
-    from llmpost.pipeline.report import write_run_record
-
-    result.record, result.record_reused = write_run_record(result, store)
+    if not result.failed:
+        result.record, result.record_reused = write_run_record(result, store)
     result.wall_time_s = time.time() - started
     return result
 

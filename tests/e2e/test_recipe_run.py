@@ -152,3 +152,23 @@ def test_only_and_force(resumed):
     assert changed.returncode == 2
     assert "stages.sft: needed by check but has no reusable artifact" in changed.stderr
     assert "--until sft" in changed.stderr
+
+
+def test_a_failed_stage_skips_what_needs_it_and_the_rest_still_runs(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"foo": 1}\n{"foo": 2}\n')  # loads, but has no prompt/answer: the stage fails when it runs
+    recipe = tmp_path / "partial.yaml"
+    recipe.write_text(f"""\
+name: partial
+stages:
+  bad: {{uses: eval, data: "{bad}", max_samples: 2}}
+  after-bad: {{uses: eval, model: "{{{{ bad }}}}", max_samples: 2}}
+  good: {{uses: eval, max_samples: 2, max_new_tokens: 4}}
+""")
+    proc = run_cli("run", recipe, store=tmp_path / "store", env=ENV)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "stage `bad` failed" in proc.stderr and "fits no" in proc.stderr
+    rows = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if line.count("│") > 4}
+    assert "failed" in rows["bad"] and "skipped" in rows["after-bad"] and "ran" in rows["good"]
+    store = Store(tmp_path / "store")
+    assert [a.name for a in store.list()] == ["partial-good"], "no record of an unfinished run"
