@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -67,6 +68,9 @@ def main() -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights", "Writing model shards"
+        # Deprecations inside the libraries (e.g. TRL calling transformers' old names) are not the user's to fix.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft|accelerate)(\.|$)")
         # bitsandbytes warns on every import that an optional faster CPU kernel package is absent
         logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:

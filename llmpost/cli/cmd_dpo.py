@@ -10,10 +10,14 @@ from llmpost.cli.options import (
     PRECEDENCE,
     BatchOpt,
     ConfigOpt,
+    DeepspeedOpt,
     EpochsOpt,
+    FsdpOpt,
+    LauncherOpt,
     LoraOpt,
     LrOpt,
     ModelOpt,
+    NumProcessesOpt,
     OutOpt,
     PrintConfigOpt,
     QloraOpt,
@@ -22,8 +26,7 @@ from llmpost.cli.options import (
     StepsOpt,
     StoreOpt,
 )
-from llmpost.cli.stage_runner import run_stage_command
-from llmpost.cli.train_cmds import common_flags
+from llmpost.cli.train_cmds import common_flags, launch_flags, run_training_command
 
 PrefsOpt = Annotated[str | None, typer.Option(
     "--data", "-d", help="Preferences: pairs (prompt/chosen/rejected, HH-RLHF), rankings, UltraFeedback rows, "
@@ -49,7 +52,10 @@ def register(app: typer.Typer) -> None:
             epochs: EpochsOpt = None, max_steps: StepsOpt = None, lr: LrOpt = None, batch_size: BatchOpt = None,
             lora: LoraOpt = None, qlora: QloraOpt = None, beta: BetaOpt = None, loss: LossOpt = None,
             expand: ExpandOpt = None, precompute_ref: PrecomputeOpt = None, config: ConfigOpt = None,
-            set_: SetOpt = None, print_config: PrintConfigOpt = False, store: StoreOpt = None):
+            set_: SetOpt = None, print_config: PrintConfigOpt = False, store: StoreOpt = None,
+            launcher: LauncherOpt = None, num_processes: NumProcessesOpt = None, deepspeed: DeepspeedOpt = None,
+            fsdp: FsdpOpt = None):
         flags = common_flags(model, data, out, seed, epochs, max_steps, lr, batch_size, lora, qlora)
         flags |= {"beta": beta, "loss": loss, "expand": expand, "precompute_ref": precompute_ref}
-        run_stage_command("dpo", flags=flags, config_file=config, sets=set_, print_config=print_config, store=store)
+        run_training_command("dpo", launch=launch_flags(launcher, num_processes, deepspeed, fsdp), flags=flags,
+                             config_file=config, sets=set_, print_config=print_config, store=store)

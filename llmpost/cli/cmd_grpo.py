@@ -10,10 +10,14 @@ from llmpost.cli.options import (
     PRECEDENCE,
     BatchOpt,
     ConfigOpt,
+    DeepspeedOpt,
     EpochsOpt,
+    FsdpOpt,
+    LauncherOpt,
     LoraOpt,
     LrOpt,
     ModelOpt,
+    NumProcessesOpt,
     OutOpt,
     PrintConfigOpt,
     QloraOpt,
@@ -22,8 +26,7 @@ from llmpost.cli.options import (
     StepsOpt,
     StoreOpt,
 )
-from llmpost.cli.stage_runner import run_stage_command
-from llmpost.cli.train_cmds import common_flags
+from llmpost.cli.train_cmds import common_flags, launch_flags, run_training_command
 
 PromptsOpt = Annotated[str | None, typer.Option(
     "--prompts", "--data", "-d",
@@ -58,10 +61,12 @@ def register(app: typer.Typer) -> None:
              vllm_mode: VllmModeOpt = None, seed: SeedOpt = None, epochs: EpochsOpt = None,
              max_steps: StepsOpt = None, lr: LrOpt = None, batch_size: BatchOpt = None, lora: LoraOpt = None,
              qlora: QloraOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
-             print_config: PrintConfigOpt = False, store: StoreOpt = None):
+             print_config: PrintConfigOpt = False, store: StoreOpt = None, launcher: LauncherOpt = None,
+             num_processes: NumProcessesOpt = None, deepspeed: DeepspeedOpt = None, fsdp: FsdpOpt = None):
         flags = common_flags(model, prompts, out, seed, epochs, max_steps, lr, batch_size, lora, qlora)
         flags.update({"rewards": reward or None, "num_generations": num_generations, "beta": beta,
                       "epsilon": epsilon, "max_completion_length": max_completion_length,
                       "temperature": temperature, "loss_type": loss_type, "system_prompt": system_prompt,
                       "vllm": vllm, "vllm_mode": vllm_mode})
-        run_stage_command("grpo", flags=flags, config_file=config, sets=set_, print_config=print_config, store=store)
+        run_training_command("grpo", launch=launch_flags(launcher, num_processes, deepspeed, fsdp), flags=flags,
+                             config_file=config, sets=set_, print_config=print_config, store=store)

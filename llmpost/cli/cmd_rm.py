@@ -14,10 +14,14 @@ from llmpost.cli.options import (
     BatchOpt,
     ConfigOpt,
     DataOpt,
+    DeepspeedOpt,
     EpochsOpt,
+    FsdpOpt,
+    LauncherOpt,
     LoraOpt,
     LrOpt,
     ModelOpt,
+    NumProcessesOpt,
     OutOpt,
     PrintConfigOpt,
     QloraOpt,
@@ -26,8 +30,8 @@ from llmpost.cli.options import (
     StepsOpt,
     StoreOpt,
 )
-from llmpost.cli.stage_runner import console, run_stage_command
-from llmpost.cli.train_cmds import common_flags
+from llmpost.cli.stage_runner import console
+from llmpost.cli.train_cmds import common_flags, launch_flags, run_training_command
 
 MinAccuracyOpt = Annotated[float | None, typer.Option(
     "--min-accuracy", help="Quality gate: exit 1, publishing nothing, when held-out pairwise accuracy is below this.")]
@@ -47,10 +51,12 @@ def register(app: typer.Typer) -> None:
            epochs: EpochsOpt = None, max_steps: StepsOpt = None, lr: LrOpt = None, batch_size: BatchOpt = None,
            lora: LoraOpt = None, qlora: QloraOpt = None, min_accuracy: MinAccuracyOpt = None,
            eval_data: EvalDataOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
-           print_config: PrintConfigOpt = False, store: StoreOpt = None):
+           print_config: PrintConfigOpt = False, store: StoreOpt = None, launcher: LauncherOpt = None,
+           num_processes: NumProcessesOpt = None, deepspeed: DeepspeedOpt = None, fsdp: FsdpOpt = None):
         flags = common_flags(model, data, out, seed, epochs, max_steps, lr, batch_size, lora, qlora)
         flags |= {"min_accuracy": min_accuracy, "eval.data": eval_data}
-        run_stage_command("rm", flags=flags, config_file=config, sets=set_, print_config=print_config, store=store)
+        run_training_command("rm", launch=launch_flags(launcher, num_processes, deepspeed, fsdp), flags=flags,
+                             config_file=config, sets=set_, print_config=print_config, store=store)
 
     @app.command(epilog="Example: llmpost score rm --data builtin:arith-rankings:test --output scored.jsonl")
     def score(ref: Annotated[str, typer.Argument(help="Reward model: an `llmpost rm` artifact ref, a local dir or a hub id.")],

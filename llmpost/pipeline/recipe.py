@@ -14,6 +14,9 @@ A recipe is one YAML file that chains stages into an end-to-end run:
       dpo:
         uses: dpo
         model: "{{ sft }}"         # the artifact the `sft` stage produced, as NAME@vN
+        launch:                    # optional: run this stage on N processes, as `--launcher` does
+          launcher: torchrun       # (llmpost.launch.settings.LaunchSettings; only rank 0 writes)
+          num_processes: 2
 
 `{{ ID }}` may appear anywhere in a string value (`data: "{{ judge }}"`); it both
 wires the data flow and orders the stages. Precedence for each stage, lowest first:
@@ -24,6 +27,10 @@ wires the data flow and orders the stages. Precedence for each stage, lowest fir
 takes `stages.ID.KEY=VALUE` or `defaults.KEY=VALUE`. Layering is done by the one
 `config.resolve.resolve()` that `llmpost <stage>` uses too. `load_recipe` validates the
 whole recipe and reports every problem at once; running it is `pipeline.runner`.
+
+A stage's `launch:` block is not part of its config: it says how the stage runs, and
+like the device it leaves the fingerprint alone (see `stage_launches`).
+`--set stages.ID.launch.num_processes=4` overrides it like any other key.
 """
 
 from __future__ import annotations
@@ -40,11 +47,15 @@ from llmpost.artifacts.refs import is_valid_name
 from llmpost.config.base import Strict
 from llmpost.config.resolve import deep_merge, describe_errors, load_yaml, parse_sets, resolve
 from llmpost.errors import ConfigError
+from llmpost.launch.settings import LaunchSettings
 from llmpost.pipeline.dag import find_cycle, topological_order
 
 REF_RE = re.compile(r"\{\{(.*?)\}\}")
 STAGE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 OVERLAY_KEYS = ("defaults", "stages")
+NOT_CONFIG = ("uses", "launch")  # stage-block keys that are not the stage's config
+# The stages whose command takes --launcher; eval and judge generate in one process.
+LAUNCHABLE = ("sft", "rm", "dpo", "grpo", "ppo")
 HINT = "fix the recipe (see `llmpost run --help`); every problem is listed above"
 
 
@@ -71,6 +82,7 @@ class StageSpec:
     config: BaseModel
     layers: list[dict[str, Any]]
     needs: list[str] = field(default_factory=list)  # the stages it references, in order of appearance
+    launch: LaunchSettings | None = None  # its `launch:` block: run under torchrun/accelerate (None: in-process)
 
     @property
     def out(self) -> str:
@@ -155,11 +167,14 @@ def build_recipe(raw: dict[str, Any], overlays: list[tuple[str, dict]] | None = 
 
     layers = stage_layers(top, uses, overlays, problems)
     configs = resolve_stage_configs(layers, uses, top.name, problems)
+    launches = stage_launches(top, uses, overlays, problems)
+    add_engines(launches, uses, layers, configs, problems)
     problems += duplicate_outputs(configs)
     if problems:
         raise ConfigError(problems, source="recipe", hint=HINT)
     order = topological_order(needs, list(top.stages))
-    stages = {sid: StageSpec(sid, uses[sid], configs[sid], layers[sid], needs[sid]) for sid in order}
+    stages = {sid: StageSpec(sid, uses[sid], configs[sid], layers[sid], needs[sid], launches.get(sid))
+              for sid in order}
     source = {"recipe": raw, "overrides": {label: layer for label, layer in overlays}}
     return Recipe(top.name, top.description, stages, source)
 
@@ -178,11 +193,70 @@ def stage_layers(top: RecipeFile, uses: dict[str, str], overlays: list[tuple[str
         fields = cls.model_fields
         layers[sid] = [{"out": f"{top.name}-{sid}"} if "out" in fields else {},
                        applicable(top.defaults, fields),
-                       {k: v for k, v in top.stages[sid].items() if k != "uses"}]
+                       {k: v for k, v in top.stages[sid].items() if k not in NOT_CONFIG}]
         for _, layer in overlays:
             layers[sid].append(applicable(layer.get("defaults") or {}, fields))
-            layers[sid].append((layer.get("stages") or {}).get(sid) or {})
+            block = (layer.get("stages") or {}).get(sid) or {}
+            layers[sid].append({k: v for k, v in block.items() if k not in NOT_CONFIG})
     return layers
+
+
+def stage_launches(top: RecipeFile, uses: dict[str, str], overlays: list[tuple[str, dict]],
+                   problems: list[str]) -> dict[str, LaunchSettings]:
+    """Each stage's `launch:` block, overrides layered on it, validated (problems are appended).
+
+    `launch:` is kept out of the stage's config, hence out of its fingerprint, as the device
+    is: a stage that ran in one process is reused when `launch:` is added, and the reverse.
+    Under DDP the global batch is batch_size x processes, so a run on more processes is not
+    bit-identical; `--force ID` retrains it.
+    """
+    launches: dict[str, LaunchSettings] = {}
+    for sid, stage in uses.items():
+        blocks = [top.stages[sid]] + [(layer.get("stages") or {}).get(sid) for _, layer in overlays]
+        given = [block["launch"] for block in blocks if isinstance(block, dict) and "launch" in block]
+        where = f"stages.{sid}.launch"
+        if not given:
+            continue
+        if stage not in LAUNCHABLE:
+            problems.append(f"{where}: the {stage} stage runs in one process and cannot be launched; remove it "
+                            f"(stages that can: {', '.join(LAUNCHABLE)})")
+        elif not all(isinstance(each, dict) for each in given):
+            problems.append(f"{where}: expected a mapping, e.g. {{launcher: torchrun, num_processes: 2}}")
+        else:
+            try:
+                launches[sid] = resolve(LaunchSettings, given, source="launch")
+            except ConfigError as exc:
+                problems += [under(where, p) for p in exc.problems]
+    return launches
+
+
+def add_engines(launches: dict[str, LaunchSettings], uses: dict[str, str], layers: dict[str, list[dict]],
+                configs: dict[str, BaseModel], problems: list[str]) -> None:
+    """Put DeepSpeed/FSDP into the stage's `trainer:` as `--deepspeed`/`--fsdp` do (`relaunch.with_engine`).
+
+    Unlike the process count, the engine does reach the config (and so the manifest and the
+    fingerprint): it changes the trainer arguments and the checkpoints a rerun resumes from.
+    """
+    from llmpost.launch.engines import trainer_overrides
+    from llmpost.launch.relaunch import with_engine
+
+    for sid, settings in launches.items():
+        if sid not in configs:
+            continue
+        try:
+            overrides = trainer_overrides(settings)
+            if overrides:
+                configs[sid] = with_engine(uses[sid], configs[sid], settings)
+                layers[sid].append({"trainer": overrides})
+        except ConfigError as exc:
+            problems += [f"stages.{sid}.launch: {p.removeprefix('(top level): ')}" for p in exc.problems]
+
+
+def under(where: str, problem: str) -> str:
+    """A problem reported by `resolve()` (`key: why`), placed at `where` in the recipe."""
+    if problem.startswith("(top level): "):
+        return f"{where}: {problem.removeprefix('(top level): ')}"
+    return f"{where}.{problem}"
 
 
 def resolve_stage_configs(layers: dict[str, list[dict]], uses: dict[str, str], recipe_name: str,
@@ -249,6 +323,8 @@ def check_defaults(defaults: dict[str, Any], config_classes: dict[str, type[Base
     for key in defaults:
         if key == "out":
             problems.append(f"{where}.out: every stage writes its own artifact; set `out` in a stage block")
+        elif key == "launch":
+            problems.append(f"{where}.launch: how a stage runs is set per stage: stages.ID.launch")
         elif config_classes and key not in known:
             problems.append(f"{where}.{key}: not a setting of any stage in this recipe{did_you_mean(key, known)}")
     return problems

@@ -8,6 +8,10 @@ Selection: `only` runs just those stages (the stages they need must be reusable)
 scratch even when it could be reused (and so reruns what depends on it). With
 `dry_run`, only the plan is made. The whole plan is made before anything runs, so
 a missing input or a selection that cannot be satisfied fails in seconds.
+
+A stage with a `launch:` block runs as `llmpost STAGE --launcher ...` does
+(`llmpost.launch.relaunch.launch_stage`): on N processes, rank 0 alone writing
+its artifact into the store.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from rich.console import Console
 
 from llmpost.artifacts.store import Artifact, Store
 from llmpost.errors import ConfigError
+from llmpost.launch.engines import check_engines
 from llmpost.pipeline.dag import selection
 from llmpost.pipeline.execute import Outcome, execute_stage, work_dir_for
 from llmpost.pipeline.plan import REUSE, SKIP, Decision, decide, plan_recipe
@@ -74,6 +79,7 @@ def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, u
     result = RunResult(recipe, plan)
     if dry_run:
         return result
+    check_launches(recipe, plan)
 
     refs: dict[str, str] = {}
     for planned in plan:
@@ -116,7 +122,22 @@ def run_stage(spec, planned: Decision, refs: dict[str, str], store: Store, *, fo
         return Outcome(decision.artifact, True, 0.0)
     if forced and decision.prepared is not None:
         shutil.rmtree(work_dir_for(store, spec.out, decision.prepared[1]), ignore_errors=True)
+    if spec.launch is not None and spec.launch.active:
+        from llmpost.launch.relaunch import launch_stage
+
+        outcome = launch_stage(spec.uses, decision.cfg, store, spec.launch, console=console)
+        # the launched rank 0 may have resumed from a checkpoint; its manifest says so
+        outcome.resumed_from_step = outcome.artifact.manifest.get("resumed_from_step")
+        return outcome
     return execute_stage(spec.uses, decision.cfg, store, console=console, prepared=decision.prepared)
+
+
+def check_launches(recipe: Recipe, plan: list[Decision]) -> None:
+    """A DeepSpeed/FSDP stage that cannot run on this machine fails before any stage runs."""
+    for planned in plan:
+        launch = recipe.stages[planned.id].launch
+        if planned.action not in (REUSE, SKIP) and launch is not None:
+            check_engines(launch)
 
 
 def check_stage_names(recipe: Recipe, given: dict[str, list[str]]) -> None:

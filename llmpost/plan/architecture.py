@@ -150,9 +150,9 @@ def from_config(cfg: dict[str, Any], name: str, source: str) -> Architecture:
 
 def tiny_architecture() -> Architecture:
     """The built-in `tiny` model's shape, computed the way models/tiny.py builds it (no torch needed)."""
-    from llmpost.models.tiny import ARCH, CHARS, SPECIAL
+    from llmpost.models.tiny import ARCH, vocabulary
 
-    cfg = {**ARCH, "model_type": "llama", "vocab_size": len(SPECIAL) + len(CHARS), "dtype": "float32"}
+    cfg = {**ARCH, "model_type": "llama", "vocab_size": len(vocabulary()), "dtype": "float32"}
     return from_config(cfg, "tiny", "built-in tiny model")
 
 

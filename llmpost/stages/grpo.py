@@ -108,7 +108,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
     from llmpost.rewards.registry import CombinedReward
-    from llmpost.stages.training import report_callback, set_seed
+    from llmpost.stages.training import quiet, report_callback, set_seed
 
     set_seed(cfg.seed)
     check_vllm(cfg)
@@ -134,10 +134,10 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
     with intra_op_threads(1 if src.is_tiny else None):
         before = evaluate(model)
-        trainer = timed_grpo_trainer()(
+        trainer = quiet(timed_grpo_trainer()(
             model=model, reward_funcs=reward.trl_functions(), args=args, train_dataset=Dataset.from_list(train),
             processing_class=tokenizer, peft_config=peft_config, callbacks=[report_callback(ctx, "grpo")],
-        )
+        ))
         trainer.train()
         after = evaluate(trainer.model)
 

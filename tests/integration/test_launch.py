@@ -1,7 +1,7 @@
 """`--launcher`: llmpost re-running a stage under torchrun / accelerate, and its up-front checks.
 
-The one real multi-process run here is short (2 CPU processes, DDP over gloo, a few
-steps); the acceptance-size runs, `dpo` included, are in test_ddp.py (slow).
+The real multi-process runs here are short (2 CPU processes, DDP over gloo, two
+steps); the acceptance-size runs, comparing with one process, are in test_ddp.py (slow).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from conftest import ok, run_cli
 
 from llmpost.artifacts.store import Store
@@ -24,6 +25,37 @@ def test_two_processes_write_one_artifact_from_rank_zero(store):
     assert not [p for p in (store / ".tmp").iterdir()]  # no leftovers from either rank
     manifest = artifacts[0].manifest
     assert manifest["metrics"]["steps"] == 2 and (artifacts[0].path / "model" / "config.json").is_file()
+
+
+def test_dpo_on_two_processes_writes_one_artifact_with_the_usual_layout(sft_store):
+    proc = ok(run_cli("dpo", "--model", "sft", "--out", "dpo-ddp", "--launcher", "torchrun", "--num-processes", "2",
+                      "--set", "max_steps=2", "--batch-size", "4", "--set", "eval.max_samples=8", store=sft_store))
+    (artifact,) = Store(sft_store).list("dpo-ddp")
+    assert artifact.ref == "dpo-ddp@v1" and proc.stdout.count("artifact: dpo-ddp@v1") == 1
+    files = {str(p.relative_to(artifact.path)) for p in artifact.path.rglob("*") if p.is_file()}
+    assert {"manifest.json", "config.yaml", "metrics.jsonl", "eval.json", "README.md", "model/config.json"} <= files
+    assert artifact.manifest["metrics"]["steps"] == 2
+    assert artifact.manifest["parents"][0]["ref"].startswith("sft@")
+    assert not [p for p in (sft_store / ".tmp").iterdir() if "dpo-ddp" in p.name]
+
+
+def test_a_recipe_stage_with_launch_runs_under_the_launcher_and_is_reused_without(tmp_path, store):
+    recipe = tmp_path / "launched.yaml"
+    stage = {"uses": "sft", "max_steps": 2, "batch_size": 4, "eval": {"enabled": False}, "loss_data": None,
+             "launch": {"launcher": "torchrun", "num_processes": 1}}  # the launch path, at the cost of one process
+    recipe.write_text(yaml.safe_dump({"name": "demo", "stages": {"sft": stage}}))
+    proc = ok(run_cli("run", recipe, store=store))
+    assert "sft: 1 process(es) under torchrun" in proc.stderr
+    assert [a.ref for a in Store(store).list("demo-sft")] == ["demo-sft@v1"]
+    # `launch:` is not part of the fingerprint: run in this process instead, the stage is reused
+    plan = ok(run_cli("run", recipe, "--dry-run", "--set", "stages.sft.launch.launcher=none", store=store)).stdout
+    assert "reuse" in plan and "demo-sft@v1" in plan, plan
+
+
+@pytest.mark.parametrize("command", ["sft", "dpo", "rm", "grpo", "ppo"])
+def test_every_training_command_can_launch_itself(command):
+    out = ok(run_cli(command, "--help")).stdout
+    assert all(flag in out for flag in ("--launcher", "--num-processes", "--deepspeed", "--fsdp")), out
 
 
 @pytest.mark.parametrize(("flags", "message"), [

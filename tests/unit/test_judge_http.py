@@ -25,12 +25,17 @@ def chat(text: str) -> bytes:
 
 
 class Scripted:
-    """A server replying with `script` in order, then with "A"; records every request."""
+    """A server replying with `script` in order, then with "A"; records every request.
+
+    `peak_in_flight` is the most requests it was answering at the same moment.
+    """
 
     def __init__(self, script: list[tuple]):
         self.script = list(script)
         self.requests: list[dict] = []
         self.times: list[float] = []
+        self.in_flight = self.peak_in_flight = 0
+        lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,7 +50,12 @@ class Scripted:
                                        "body": json.loads(body) if body else None})
                 outer.times.append(time.time())
                 status, payload, delay, headers = (outer.script.pop(0) if outer.script else (200, chat("A"), 0, {}))
+                with lock:
+                    outer.in_flight += 1
+                    outer.peak_in_flight = max(outer.peak_in_flight, outer.in_flight)
                 time.sleep(delay)
+                with lock:
+                    outer.in_flight -= 1
                 try:
                     self.send_response(status)
                     for k, v in headers.items():
@@ -191,9 +201,7 @@ def test_unreachable_server_fails_each_request_after_retries():
 
 
 def test_concurrency_limit(scripted):
-    server = scripted(*[(200, chat("A"), 0.3, {})] * 8)
-    started = time.time()
-    replies = backend(server.url, concurrency=4).complete([MESSAGES] * 8)
-    elapsed = time.time() - started
-    assert [r.text for r in replies] == ["A"] * 8
-    assert 0.55 <= elapsed < 2.0  # 8 requests of 0.3 s, 4 at a time: two rounds, not one, not eight
+    server = scripted(*[(200, chat("A"), 0.3, {})] * 12)  # each reply takes long enough for others to pile up
+    replies = backend(server.url, concurrency=4).complete([MESSAGES] * 12)
+    assert [r.text for r in replies] == ["A"] * 12
+    assert server.peak_in_flight == 4  # never more than the limit, and the limit is used

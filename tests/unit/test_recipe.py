@@ -138,3 +138,68 @@ def test_cli_print_config_shows_every_stage(tmp_path):
     printed = yaml.safe_load(proc.stdout)
     assert list(printed["stages"]) == ["sft", "check", "sft2"]
     assert printed["stages"]["sft"]["seed"] == 8 and printed["stages"]["sft"]["uses"] == "sft"
+
+
+LAUNCHED = {"launcher": "torchrun", "num_processes": 2}
+
+
+def test_launch_blocks_are_validated_with_every_problem_listed():
+    bad = {
+        "name": "demo",
+        "defaults": {"launch": LAUNCHED},
+        "stages": {
+            "sft": {"uses": "sft", "launch": {"launcher": "torchrun", "num_procs": 2}},
+            "dpo": {"uses": "dpo", "model": "{{ sft }}", "launch": {**LAUNCHED, "deepspeed": "zero2", "fsdp": True}},
+            "rm": {"uses": "rm", "launch": {"launcher": "torchrn"}},
+            "ppo": {"uses": "ppo", "model": "{{ sft }}", "launch": {**LAUNCHED, "fsdp": True}},
+            "grpo": {"uses": "grpo", "launch": "torchrun"},
+            "check": {"uses": "eval", "model": "{{ dpo }}", "launch": LAUNCHED},
+        },
+    }
+    with pytest.raises(ConfigError) as exc:
+        build_recipe(bad)
+    assert exc.value.exit_code == 2
+    text = "\n".join(exc.value.problems)
+    for expected in [
+        "defaults.launch: how a stage runs is set per stage: stages.ID.launch",
+        "stages.sft.launch.num_procs: unknown key; did you mean `num_processes`?",
+        "stages.dpo.launch: Value error, choose one of deepspeed and fsdp, not both",
+        "stages.rm.launch.launcher: Input should be 'none', 'torchrun' or 'accelerate' (got 'torchrn')",
+        "stages.ppo.launch: Value error, ppo runs llmpost's own PPO loop, not a transformers Trainer",
+        "stages.grpo.launch: expected a mapping",
+        "stages.check.launch: the eval stage runs in one process and cannot be launched",
+    ]:
+        assert expected in text, f"missing: {expected}\n{text}"
+    assert len(exc.value.problems) == 7
+
+
+def test_launch_is_read_with_its_overrides_and_engines_reach_the_trainer():
+    raw = {"name": "demo", "stages": {"sft": {"uses": "sft", "launch": LAUNCHED},
+                                      "dpo": {"uses": "dpo", "model": "{{ sft }}"}}}
+    recipe = build_recipe(raw, [("--set", {"stages": {"sft": {"launch": {"num_processes": 4}},
+                                                      "dpo": {"launch": {"launcher": "accelerate",
+                                                                         "deepspeed": "zero3"}}}})])
+    sft, dpo = recipe.stages["sft"], recipe.stages["dpo"]
+    assert (sft.launch.launcher, sft.launch.num_processes) == ("torchrun", 4)
+    assert sft.config == build_recipe({"name": "demo", "stages": {"sft": {"uses": "sft"}}}).stages["sft"].config
+    assert dpo.launch.launcher == "accelerate"
+    # as `--deepspeed zero3` does: the engine is a trainer argument, recorded in the config
+    assert dpo.config.trainer["deepspeed"]["zero_optimization"]["stage"] == 3
+    assert with_refs(dpo, {"sft": "demo-sft@v1"}).trainer == dpo.config.trainer
+
+
+def test_adding_launch_reuses_the_artifact_of_a_one_process_run(tmp_path):
+    from llmpost.artifacts.store import Store
+    from llmpost.pipeline.plan import REUSE, RUN, plan_recipe
+
+    store = Store(tmp_path / "store")
+    plain = {"name": "demo", "stages": {"sft": {"uses": "sft", "max_steps": 2}}}
+    (first,) = plan_recipe(build_recipe(plain), store, selected={"sft"}, force=set())
+    assert first.action == RUN
+    with store.begin(first.out) as pending:  # what the one-process run published
+        pending.finalize({"stage": "sft", "config": first.cfg.model_dump(mode="json"),
+                          "fingerprint": first.prepared[1]})
+
+    launched = {"name": "demo", "stages": {"sft": {"uses": "sft", "max_steps": 2, "launch": LAUNCHED}}}
+    (again,) = plan_recipe(build_recipe(launched), store, selected={"sft"}, force=set())
+    assert again.action == REUSE and again.artifact.ref == "demo-sft@v1"

@@ -1,4 +1,4 @@
-"""The built-in tiny model: deterministic build, character tokenizer, chat template."""
+"""The built-in tiny model: deterministic build, character tokenizer with number tokens, chat template."""
 
 from __future__ import annotations
 
@@ -14,6 +14,29 @@ def test_tokenizer_round_trips_text_and_ends_turns_with_eos():
     chat = tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
                                    tokenize=False)
     assert chat.endswith(tok.eos_token)
+
+
+def test_numbers_are_chunks_of_up_to_three_digits_each_one_token():
+    tok = build_tokenizer()
+    for text, pieces in [("13+7=20", ["13", "+", "7", "=", "20"]), ("1234567", ["123", "456", "7"]),
+                         ("x 1000 007", ["x", " ", "100", "0", " ", "007"]), ("9.5", ["9", ".", "5"])]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert [tok.decode([i]) for i in ids] == pieces
+        assert tok.decode(ids) == text
+
+
+def test_number_embeddings_start_on_a_helix(tmp_path):
+    """Numbers a period apart share their cos/sin features: 7 and 17 agree on the period-10 pair."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = build_tiny(tmp_path / "t")
+    emb = AutoModelForCausalLM.from_pretrained(path).get_input_embeddings().weight
+    tok = AutoTokenizer.from_pretrained(path)
+    seven, seventeen, eight = (emb[tok.convert_tokens_to_ids(n)] for n in ("7", "17", "8"))
+    period_10 = slice(5, 7)  # dim 0: "number"; then (cos, sin) for periods 2, 5, 10, ...
+    assert torch.allclose(seven[period_10], seventeen[period_10], atol=1e-6)
+    assert not torch.allclose(seven[period_10], eight[period_10], atol=1e-3)
+    assert seven[0] == seventeen[0] != emb[tok.convert_tokens_to_ids("A")][0]  # a shared "number" direction
 
 
 def test_build_is_deterministic(tmp_path):
