@@ -78,9 +78,9 @@ def main() -> None:
     except LlmpostError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
+        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}", highlight=False)
+            err.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         code = 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ from rich.table import Table
 from llmpost.config.resolve import load_yaml, parse_sets, resolve, to_yaml
 
 console = Console(stderr=True)  # progress and chatter
-results = Console()  # the outcome: stdout, so scripts can read it
+# The outcome: stdout, so scripts can read it. Piped or in a CI log there is no terminal width
+# to follow, and rich's default of 80 columns squeezes the summary tables into unreadable stubs.
+results = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def flags_to_layer(flags: dict[str, Any]) -> dict[str, Any]:

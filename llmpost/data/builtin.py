@@ -7,7 +7,7 @@ stage needs. `load_builtin(name, split)` returns plain rows:
     arith-prompts    {"prompt": question, "answer": "12"}
     arith-rankings   {"prompt", "responses": [4 answers, best -> worst]}
     arith-pairs      {"prompt", "chosen", "rejected"}
-    arith-judge      SFT rows teaching a judge to say which of two answers is right
+    arith-judge      SFT rows teaching a judge to say which of two answers is right (sum, then A/B)
 
 Splits: "train" and "test" never share a question. Wrong answers in rankings are
 ordered by distance from the truth, spread from near misses to far misses, the
@@ -39,7 +39,7 @@ SUB = [
 ]
 
 JUDGE_TEMPLATE = (
-    "Question: {question}\nAnswer A: {a}\nAnswer B: {b}\nWhich answer is correct? Reply A or B."
+    "Question: {question}\nAnswer A: {a}\nAnswer B: {b}\nWhich answer is correct? Work it out, then reply A or B."
 )
 
 
@@ -135,7 +135,12 @@ def pair_rows(split: str) -> list[dict]:
 
 
 def judge_rows(split: str) -> list[dict]:
-    """Judge training data: which of two answers is correct, the correct one on a random side."""
+    """Judge training data: which of two answers is correct, the correct one on a random side.
+
+    The judge works the sum out before naming a side ("3+4=7\nA"), as LLM judges are asked
+    to reason before their verdict: matching a computed 7 to an answer is easy to learn,
+    deciding A or B in one token is not (the tiny judge then named one side whatever it read).
+    """
     rng = random.Random(SEEDS[split] + 3)
     rows = []
     for p in problems(split):
@@ -143,6 +148,7 @@ def judge_rows(split: str) -> list[dict]:
         correct_first = rng.random() < 0.5
         a, b = (right, wrong) if correct_first else (wrong, right)
         prompt = JUDGE_TEMPLATE.format(question=p["question"], a=a, b=b)
+        work = f"{p['a']}{p['op']}{p['b']}={p['result']}"
         rows.append({"messages": [{"role": "user", "content": prompt},
-                                  {"role": "assistant", "content": "A" if correct_first else "B"}]})
+                                  {"role": "assistant", "content": f"{work}\n{'A' if correct_first else 'B'}"}]})
     return rows

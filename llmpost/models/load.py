@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,20 +74,28 @@ def from_directory(ref: str, path: Path, artifact) -> ModelSource:
 
 
 def adapter_base(adapter_dir: Path, artifact) -> ModelSource:
-    """The base under an adapter: from its manifest if it is an artifact, else adapter_config.json."""
-    if artifact is not None and artifact.manifest.get("base_model", {}).get("id"):
-        base = artifact.manifest["base_model"]
-        if base["id"] == TINY:
-            return resolve_model(TINY)
-        if base.get("path") and Path(base["path"]).exists():
-            return ModelSource(ref=base["id"], path=base["path"], base_id=base["id"], revision=base.get("revision"))
-        return resolve_model(base["id"])
+    """The model under an adapter: the one it was trained on, named in adapter_config.json.
+
+    That may be a full-model artifact (a LoRA reward model on a fully fine-tuned SFT), so
+    the manifest's `base_model`, the root of the lineage, is only the fallback: for a
+    moved store whose recorded path is gone, or a config that names no base.
+    """
     cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
-    base_ref = cfg.get("base_model_name_or_path")
-    if not base_ref:
+    trained_on = cfg.get("base_model_name_or_path")
+    root = (artifact.manifest.get("base_model") or {}) if artifact is not None else {}
+    if trained_on and Path(trained_on).is_dir():
+        base = resolve_model(trained_on)
+        return replace(base, base_id=root["id"]) if root.get("id") else base
+    if root.get("id"):
+        if root["id"] == TINY:
+            return resolve_model(TINY)
+        if root.get("path") and Path(root["path"]).exists():
+            return ModelSource(ref=root["id"], path=root["path"], base_id=root["id"], revision=root.get("revision"))
+        return resolve_model(root["id"])
+    if not trained_on:
         raise ModelError(f"adapter {adapter_dir} does not name its base model",
                          hint="set base_model_name_or_path in adapter_config.json")
-    return resolve_model(base_ref)
+    return resolve_model(trained_on)
 
 
 def from_hub(ref: str) -> ModelSource:

@@ -193,9 +193,10 @@ def plot_exact_match(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
-def first_line(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return text.splitlines()[0]
+def first_line(exc: BaseException, limit: int = 120) -> str:
+    """The start of an error's message, short enough for a table cell or a progress line."""
+    text = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def versus(row: dict[str, Any]) -> str:

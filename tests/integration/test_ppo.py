@@ -20,7 +20,7 @@ LOGGED = {"reward_mean", "reward_std", "kl", "beta", "entropy", "policy_loss", "
 
 TOY_REWARD = '''\
 def has_seven(prompts, completions, **columns):
-    """+1 when the response contains the character 7 (the tiny model's tokens are characters)."""
+    """+1 when the response contains a 7."""
     texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
     return [1.0 if "7" in t else 0.0 for t in texts]
 '''
@@ -45,16 +45,17 @@ def toy_files(tmp_path: Path) -> tuple[Path, Path]:
     return prompts, reward
 
 
-# Slow: at make-test size the rate rose 0.40 -> 0.69 on a loaded machine, just short of the +0.3 bar;
-# the learning check belongs with the acceptance-size runs.
-@pytest.mark.slow
-def test_toy_reward_raises_the_rate_of_its_token(store, toy_files):
-    """The issue's toy check: +1 when the response contains a given token; its rate must climb well above start."""
-    prompts, reward = toy_files
-    ok(run_cli("ppo", "--policy", "tiny", "--prompts", prompts, "--reward", f"{reward}:has_seven", "--out", "toy",
+def test_toy_reward_raises_the_rate_of_its_token(sft_store, toy_files):
+    """The issue's toy check: +1 when the response contains a given token; its rate must climb well above start.
+
+    From the SFT model (its answers are numbers, some with a 7): the untrained tiny model's
+    1,100 number tokens put a 7 in nearly every random response, leaving nothing to learn.
+    """
+    _, reward = toy_files
+    ok(run_cli("ppo", "--policy", "sft", "--reward", f"{reward}:has_seven", "--out", "toy",
                "--max-new-tokens", "16", "--lr", "1e-3", "--set", "max_steps=25", "--set", "eval.enabled=false",
-               store=store))
-    art = Store(store).resolve("toy")
+               store=sft_store))
+    art = Store(sft_store).resolve("toy")
     rows = metrics_of(art)
     assert [r["step"] for r in rows] == list(range(1, 26))  # logged every step
     for row in rows:

@@ -35,7 +35,7 @@ def test_rankings_put_the_right_answer_first_then_by_distance():
 def test_pairs_and_judge_rows_are_consistent():
     for row in load_builtin("arith-pairs", "test"):
         assert is_correct(row["chosen"], row["answer"]) and not is_correct(row["rejected"], row["answer"])
-    verdicts = [r["messages"][1]["content"] for r in load_builtin("arith-judge", "train")]
+    verdicts = [r["messages"][1]["content"].splitlines()[-1] for r in load_builtin("arith-judge", "train")]
     assert set(verdicts) == {"A", "B"} and 0.4 < verdicts.count("A") / len(verdicts) < 0.6
 
 
