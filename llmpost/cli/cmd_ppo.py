@@ -42,6 +42,8 @@ TargetKlOpt = Annotated[float | None, typer.Option(
 TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="Sampling temperature of the rollouts.")]
 NewTokensOpt = Annotated[int | None, typer.Option("--max-new-tokens", help="Longest sampled response in tokens.")]
 PPOEpochsOpt = Annotated[int | None, typer.Option("--ppo-epochs", help="Optimisation passes over each rollout batch.")]
+VllmOpt = Annotated[bool | None, typer.Option("--vllm/--no-vllm", help="Sample rollouts with vLLM (needs vllm and a CUDA GPU).")]
+VllmModeOpt = Annotated[str | None, typer.Option("--vllm-mode", help="colocate (in this process) or server (`trl vllm-serve`).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -54,14 +56,15 @@ def register(app: typer.Typer) -> None:
     )
     def ppo(policy: PolicyOpt = None, prompts: PromptsOpt = None, reward: RewardOpt = None, out: OutOpt = None,
             beta: BetaOpt = None, kl_target: TargetKlOpt = None, temperature: TemperatureOpt = None,
-            max_new_tokens: NewTokensOpt = None, ppo_epochs: PPOEpochsOpt = None, seed: SeedOpt = None,
-            epochs: EpochsOpt = None, max_steps: StepsOpt = None, lr: LrOpt = None, batch_size: BatchOpt = None,
-            lora: LoraOpt = None, qlora: QloraOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
+            max_new_tokens: NewTokensOpt = None, ppo_epochs: PPOEpochsOpt = None, vllm: VllmOpt = None,
+            vllm_mode: VllmModeOpt = None, seed: SeedOpt = None, epochs: EpochsOpt = None,
+            max_steps: StepsOpt = None, lr: LrOpt = None, batch_size: BatchOpt = None, lora: LoraOpt = None,
+            qlora: QloraOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
             print_config: PrintConfigOpt = False, store: StoreOpt = None, launcher: LauncherOpt = None,
             num_processes: NumProcessesOpt = None, deepspeed: DeepspeedOpt = None, fsdp: FsdpOpt = None):
         flags = common_flags(policy, prompts, out, seed, epochs, max_steps, lr, batch_size, lora, qlora)
         flags.update({"rewards": reward or None, "kl.coef": beta, "kl.target": kl_target,
                       "rollout.temperature": temperature, "rollout.max_new_tokens": max_new_tokens,
-                      "ppo.epochs": ppo_epochs})
+                      "ppo.epochs": ppo_epochs, "vllm": vllm, "vllm_mode": vllm_mode})
         run_training_command("ppo", launch=launch_flags(launcher, num_processes, deepspeed, fsdp), flags=flags,
                              config_file=config, sets=set_, print_config=print_config, store=store)

@@ -184,6 +184,18 @@ def plan_dpo(plan: StagePlan, cfg, adapter_r=None) -> None:
     plan.phases["training"] = est
 
 
+def reserve_vllm(plan: StagePlan, cfg) -> bool:
+    """With `vllm: true`, vLLM samples instead of the trained model: reserve its GPU share (colocate). True if so."""
+    if not getattr(cfg, "vllm", False):
+        return False
+    if getattr(cfg, "vllm_mode", "colocate") == "colocate":
+        plan.reserved_fraction = float(getattr(cfg, "vllm_gpu_memory_utilization", 0.3))
+        plan.notes.append(f"vLLM (colocate) reserves {plan.reserved_fraction:.0%} of the GPU for its weights and KV cache")
+    else:
+        plan.notes.append("vLLM (server) samples on another GPU: not counted here")
+    return True
+
+
 def plan_grpo(plan: StagePlan, cfg, adapter_r=None) -> None:
     completion = int(getattr(cfg, "max_completion_length", 256))
     total = seq_len_of(cfg) + completion
@@ -195,13 +207,7 @@ def plan_grpo(plan: StagePlan, cfg, adapter_r=None) -> None:
         plan.notes.append("beta > 0 in full fine-tuning keeps a frozen reference copy")
     plan.phases["training"] = est
     generating = cfg.batch_size * int(getattr(cfg, "grad_accum", 1))
-    if getattr(cfg, "vllm", False):
-        if getattr(cfg, "vllm_mode", "colocate") == "colocate":
-            plan.reserved_fraction = float(getattr(cfg, "vllm_gpu_memory_utilization", 0.3))
-            plan.notes.append(f"vLLM (colocate) reserves {plan.reserved_fraction:.0%} of the GPU for its weights "
-                              "and KV cache")
-        else:
-            plan.notes.append("vLLM (server) generates on another GPU: not counted here")
+    if reserve_vllm(plan, cfg):
         return
     gen = Estimate(resident=list(est.resident))
     gen.transient.append(kv_cache(plan.arch, generating, total, work.bf16))
@@ -231,9 +237,10 @@ def plan_ppo(plan: StagePlan, cfg, adapter_r=None) -> None:
         est.resident.append(frozen_model(rm_arch, "qlora" if plan.method == "qlora" else "full", f"reward model {ref}",
                                          kind="seqcls"))
     plan.phases["training"] = est
-    gen = Estimate(resident=list(est.resident))
-    gen.transient.append(kv_cache(plan.arch, cfg.batch_size, seq_len, work.bf16))
-    plan.phases["rollout"] = gen
+    if not reserve_vllm(plan, cfg):
+        gen = Estimate(resident=list(est.resident))
+        gen.transient.append(kv_cache(plan.arch, cfg.batch_size, seq_len, work.bf16))
+        plan.phases["rollout"] = gen
     plan.notes.append(f"rollouts of {cfg.batch_size} prompts x {seq_len} tokens; updates of {per_pass} sequences")
 
 

@@ -13,6 +13,9 @@ Read in this order, it is the textbook algorithm:
     trainer.py     one PPO step: rollout -> score -> advantages -> epochs of minibatch updates
     settings.py    every knob, with its default and why
 
+and, optionally, vllm_rollout.py: the same rollouts sampled by vLLM (`--vllm`), the
+policy's current weights pushed to it before each one.
+
 Nothing here knows about the artifact store or the CLI: `llmpost.stages.ppo` wires
 this to artifacts, and anyone can drive `PPOTrainer` from Python with any reward
 function.

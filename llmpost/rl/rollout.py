@@ -4,6 +4,10 @@ A rollout holds each prompt left-padded (generation continues from the right
 edge) and each response right-padded after its last token. The response mask
 marks the tokens the policy actually chose, up to and including the first EOS:
 the prompt and the padding never enter a loss.
+
+`sample_rollout` samples with transformers' `generate`; `vllm_rollout.py` samples
+with vLLM. Both hand unpadded token lists to `rollout_from_token_lists`, the one
+place that pads and masks them.
 """
 
 from __future__ import annotations
@@ -55,28 +59,68 @@ def response_mask_from(response_ids: torch.Tensor, eos_token_id: int) -> torch.T
 def sample_rollout(lm, tokenizer, prompt_texts: list[str], *, temperature: float, top_p: float,
                    max_new_tokens: int, max_prompt_length: int | None = None) -> Rollout:
     """Sample one response per prompt (already chat-formatted text) from causal LM `lm`."""
-    side, trunc = tokenizer.padding_side, tokenizer.truncation_side
-    tokenizer.padding_side, tokenizer.truncation_side = "left", "left"  # keep a long prompt's end
-    try:
-        batch = tokenizer(prompt_texts, return_tensors="pt", padding=True, add_special_tokens=False,
-                          truncation=max_prompt_length is not None, max_length=max_prompt_length)
-    finally:
-        tokenizer.padding_side, tokenizer.truncation_side = side, trunc
     device = next(lm.parameters()).device
-    prompt_ids, prompt_mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    prompt_ids = prompt_token_lists(tokenizer, prompt_texts, max_prompt_length)
+    input_ids, attention_mask = pad_rows(prompt_ids, tokenizer.pad_token_id, left=True)
     was_training = lm.training
     lm.eval()  # generation uses the KV cache; gradient checkpointing would turn it off in train mode
     try:
         out = lm.generate(
-            input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True, temperature=temperature,
-            top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), do_sample=True,
+            temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         )
     finally:
         lm.train(was_training)
-    response_ids = out[:, prompt_ids.shape[1]:]
-    response_mask = response_mask_from(response_ids, tokenizer.eos_token_id)
-    # Padding after EOS becomes the pad token, whatever generate wrote there.
-    response_ids = torch.where(response_mask.bool(), response_ids, tokenizer.pad_token_id)
-    completions = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-    return Rollout(prompt_ids, prompt_mask, response_ids, response_mask, completions)
+    responses = until_eos(out[:, input_ids.shape[1]:], tokenizer.eos_token_id)
+    return rollout_from_token_lists(prompt_ids, responses, tokenizer, device)
+
+
+def prompt_token_lists(tokenizer, prompt_texts: list[str], max_prompt_length: int | None = None) -> list[list[int]]:
+    """Each chat-formatted prompt's token ids, unpadded; a prompt over `max_prompt_length` keeps its end."""
+    side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"  # the end holds the question and the assistant header
+    try:
+        return tokenizer(prompt_texts, add_special_tokens=False, truncation=max_prompt_length is not None,
+                         max_length=max_prompt_length)["input_ids"]
+    finally:
+        tokenizer.truncation_side = side
+
+
+def until_eos(response_ids: torch.Tensor, eos_token_id: int) -> list[list[int]]:
+    """Each generated row up to and including its first EOS (all of it when there is none)."""
+    lengths = response_mask_from(response_ids, eos_token_id).sum(dim=1).tolist()
+    return [row[:n].tolist() for row, n in zip(response_ids, lengths, strict=True)]
+
+
+def rollout_from_token_lists(prompt_ids: list[list[int]], completion_ids: list[list[int]], tokenizer,
+                             device: torch.device | str | None = None) -> Rollout:
+    """The Rollout for unpadded prompt and completion token lists, whichever engine sampled them.
+
+    Both samplers (transformers here, vLLM in `vllm_rollout.py`) end here, so PPO sees the
+    same tensors from either. A completion counts up to and including its first EOS;
+    anything after it, and the padding, becomes the pad token outside the response mask.
+    A completion without EOS (cut at max_new_tokens) counts whole.
+    """
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    prompt, prompt_mask = pad_rows(prompt_ids, pad, left=True)
+    response, sampled = pad_rows(completion_ids, pad, left=False)
+    # Padding is never a response token: a completion without EOS may be shorter than the others
+    # (vLLM also stops at the model's other stop tokens), and where pad == eos its padding looks like an EOS.
+    response_mask = response_mask_from(response, eos) * sampled
+    response = torch.where(response_mask.bool(), response, pad)
+    completions = tokenizer.batch_decode(response, skip_special_tokens=True)
+    return Rollout(prompt.to(device), prompt_mask.to(device), response.to(device), response_mask.to(device),
+                   completions)
+
+
+def pad_rows(rows: list[list[int]], pad_token_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists of different lengths as one `[B, longest]` tensor (on the CPU) and its mask of real tokens."""
+    width = max((len(row) for row in rows), default=0)
+    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        cols = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, cols] = torch.tensor(list(row), dtype=torch.long)
+        mask[i, cols] = 1
+    return ids, mask

@@ -1,6 +1,6 @@
 """One PPO step, readable as the textbook algorithm (Ziegler et al. 2019; Ouyang et al. 2022).
 
-    1. rollout   sample one response per prompt from the current policy
+    1. rollout   sample one response per prompt from the current policy (transformers or vLLM)
     2. score     the sequence reward of each response (reward model, verifier, ...)
     3. evaluate  log-probs and values under the policy, log-probs under the reference
     4. rewards   -beta * KL at every response token, plus the sequence reward at the last
@@ -38,6 +38,8 @@ from llmpost.rl.value_head import PolicyWithValue
 
 # (prompts as chat messages, completions, the prompt rows) -> (total reward per completion, each part by name)
 RewardFn = Callable[[list[list[dict]], list[str], list[dict]], tuple[list[float], dict[str, list[float]]]]
+# (chat-formatted prompt texts) -> one sampled response each, e.g. `VllmRollouts`; default: transformers' generate
+RolloutFn = Callable[[list[str]], Rollout]
 
 
 class PromptSampler:
@@ -65,13 +67,15 @@ class PPOTrainer:
 
     `prompts` are rows `{"prompt": [messages], ...}` (other columns reach `reward_fn`).
     `batch_size` prompts per process per step, one response each; `steps` PPO steps
-    (or, when <= 0, enough for `epochs` passes over the prompts).
+    (or, when <= 0, enough for `epochs` passes over the prompts). `rollouts` samples the
+    responses; by default the policy itself does, with transformers' `generate`.
     """
 
     def __init__(self, policy, reference: Reference, tokenizer, reward_fn: RewardFn, prompts: list[dict], *,
                  rollout: RolloutSettings, kl: KLSettings, ppo: PPOSettings, batch_size: int, grad_accum: int = 1,
                  learning_rate: float = 1e-5, steps: int = -1, epochs: float = 1.0, warmup_ratio: float = 0.0,
-                 max_prompt_length: int | None = None, seed: int = 0, accelerator=None):
+                 max_prompt_length: int | None = None, seed: int = 0, accelerator=None,
+                 rollouts: RolloutFn | None = None):
         from accelerate import Accelerator
 
         check_batch_sizes(batch_size, ppo.mini_batch_size, grad_accum)
@@ -80,6 +84,7 @@ class PPOTrainer:
         self.rollout_cfg, self.kl_cfg, self.ppo = rollout, kl, ppo
         self.batch_size, self.grad_accum = batch_size, grad_accum
         self.max_prompt_length = max_prompt_length
+        self.rollouts = rollouts or self.sample
         self.prompts = prompts
         n_procs, rank = self.accelerator.num_processes, self.accelerator.process_index
         self.steps = steps if steps > 0 else max(1, math.ceil(epochs * len(prompts) / (batch_size * n_procs)))
@@ -140,11 +145,7 @@ class PPOTrainer:
     def step(self, rows: list[dict]) -> dict[str, float]:
         """One PPO step on prompt `rows`; returns its statistics (averaged over processes)."""
         t0 = time.perf_counter()
-        rollout = sample_rollout(
-            self.policy, self.tokenizer, [chat_prompt(self.tokenizer, r["prompt"]) for r in rows],
-            temperature=self.rollout_cfg.temperature, top_p=self.rollout_cfg.top_p,
-            max_new_tokens=self.rollout_cfg.max_new_tokens, max_prompt_length=self.max_prompt_length,
-        )
+        rollout = self.rollouts([chat_prompt(self.tokenizer, r["prompt"]) for r in rows])
         t1 = time.perf_counter()
         raw_scores, parts = self.score(rows, rollout)
         t2 = time.perf_counter()
@@ -166,6 +167,14 @@ class PPOTrainer:
             "time_rollout": t1 - t0, "time_score": t2 - t1, "time_train": t3 - t2, "time_step": t3 - t0,
         })
         return stats
+
+    # -- 1. rollout ------------------------------------------------------------
+
+    def sample(self, prompt_texts: list[str]) -> Rollout:
+        """The default rollouts: one response per prompt from the policy, with transformers' `generate`."""
+        return sample_rollout(self.policy, self.tokenizer, prompt_texts, temperature=self.rollout_cfg.temperature,
+                              top_p=self.rollout_cfg.top_p, max_new_tokens=self.rollout_cfg.max_new_tokens,
+                              max_prompt_length=self.max_prompt_length)
 
     # -- 2. score --------------------------------------------------------------
 

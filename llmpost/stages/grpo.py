@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from llmpost.config.base import EvalSettings, TrainConfig
+from llmpost.rl.vllm_rollout import check_vllm
 from llmpost.stages.context import StageContext, StageResult
 
 DEFAULT_DATA = "builtin:arith-prompts"
@@ -171,23 +172,6 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def check_vllm(cfg: Config) -> None:
-    """`vllm: true` needs vllm installed and a CUDA GPU; say so before anything loads."""
-    if not cfg.vllm:
-        return
-    import importlib.util
-
-    import torch
-
-    from llmpost.errors import ConfigError
-
-    if importlib.util.find_spec("vllm") is None:
-        raise ConfigError(["--vllm: vllm is not installed"],
-                          hint="pip install 'llmpost[vllm]' on a CUDA machine, or drop --vllm to generate with transformers")
-    if not torch.cuda.is_available():
-        raise ConfigError(["--vllm: vLLM needs a CUDA GPU and none is visible"], hint="drop --vllm on this machine")
 
 
 def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):

@@ -14,6 +14,11 @@ after -> save the policy. The held-out report holds exact match, the mean reward
 each reward's mean (the reward model's score for `rm:REF`) of greedy answers,
 before and after, and the KL the policy ended at.
 
+Rollouts are sampled with transformers' `generate`, or with `--vllm` by vLLM: in this
+process (`vllm_mode: colocate`, on `vllm_gpu_memory_utilization` of the GPU) or from a
+`trl vllm-serve` (`server`, at `vllm_server_url`); see `rl/vllm_rollout.py`. Either way
+the policy itself computes every log-prob PPO uses.
+
 Under torchrun / `accelerate launch` every process samples its own prompts and
 DDP averages the gradients; only the main process evaluates and writes.
 """
@@ -24,6 +29,7 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -53,6 +59,16 @@ class Config(TrainConfig):
     rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="how responses are sampled")
     kl: KLSettings = Field(default_factory=KLSettings, description="the KL penalty towards the reference policy")
     ppo: PPOSettings = Field(default_factory=PPOSettings, description="the PPO update: epochs, minibatches, clipping, GAE")
+    vllm: bool = Field(False, description="sample rollouts with vLLM (needs `pip install vllm` and a CUDA GPU)")
+    vllm_mode: Literal["colocate", "server"] = Field(
+        "colocate", description="vLLM in the training process (colocate) or a separate `trl vllm-serve` (server)"
+    )
+    vllm_server_url: str | None = Field(
+        None, description="server mode: the base URL of `trl vllm-serve`; null = TRL's http://0.0.0.0:8000"
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0, lt=1, description="colocate mode: the GPU share vLLM takes; the policy trains in the rest"
+    )
     eval: EvalSettings = Field(
         default_factory=lambda: EvalSettings(max_new_tokens=32),
         description="held-out evaluation (default data: the test split of a builtin:... prompt set)",
@@ -85,6 +101,8 @@ class Config(TrainConfig):
         if self.max_length <= self.rollout.max_new_tokens:
             problems.append(f"max_length ({self.max_length}) must exceed rollout.max_new_tokens "
                             f"({self.rollout.max_new_tokens}) to leave room for the prompt")
+        if self.vllm_server_url and self.vllm_mode != "server":
+            problems.append("vllm_server_url is read only with vllm_mode=server: set vllm_mode=server or drop it")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -118,9 +136,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.rewards.registry import CombinedReward
     from llmpost.rl.policy import load_policy, save_policy
     from llmpost.rl.trainer import PPOTrainer
+    from llmpost.rl.vllm_rollout import check_vllm
     from llmpost.stages.training import set_seed
 
     set_seed(cfg.seed)
+    check_vllm(cfg)
     accelerator = make_accelerator(cfg)
     is_main = ctx.is_main_process and accelerator.is_main_process
     src = ctx.model(cfg.model)
@@ -138,11 +158,12 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     policy, reference = load_policy(src, qlora=cfg.qlora, lora=cfg.lora if cfg.uses_lora else None,
                                     trust_remote_code=cfg.trust_remote_code,
                                     gradient_checkpointing=cfg.gradient_checkpointing)
+    rollouts = vllm_rollouts(cfg, policy, tokenizer, accelerator) if cfg.vllm else None  # None: transformers
     trainer = PPOTrainer(
         policy, reference, tokenizer, reward, prompts, rollout=cfg.rollout, kl=cfg.kl, ppo=cfg.ppo,
         batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, learning_rate=ppo_learning_rate(cfg, src.is_tiny),
         steps=cfg.max_steps, epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio,
-        max_prompt_length=cfg.max_length - cfg.rollout.max_new_tokens, seed=cfg.seed, accelerator=accelerator,
+        max_prompt_length=max_prompt_length(cfg), seed=cfg.seed, accelerator=accelerator, rollouts=rollouts,
     )
 
     def evaluate() -> dict | None:
@@ -184,6 +205,21 @@ def make_accelerator(cfg: Config):
 
     bf16 = cfg.bf16 if cfg.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if bf16 else "no")
+
+
+def max_prompt_length(cfg: Config) -> int:
+    """Prompts are cut (from the left) to leave room for the longest response within max_length."""
+    return cfg.max_length - cfg.rollout.max_new_tokens
+
+
+def vllm_rollouts(cfg: Config, policy, tokenizer, accelerator):
+    """Rollouts sampled by vLLM with this config's settings (`rl/vllm_rollout.py`)."""
+    from llmpost.rl.vllm_rollout import VllmRollouts
+
+    return VllmRollouts(policy, tokenizer, accelerator, cfg.rollout, mode=cfg.vllm_mode,
+                        server_url=cfg.vllm_server_url, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                        max_prompt_length=max_prompt_length(cfg), max_num_seqs=cfg.batch_size,
+                        trust_remote_code=cfg.trust_remote_code)
 
 
 @contextmanager

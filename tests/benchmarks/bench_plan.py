@@ -42,7 +42,7 @@ def peak_rss(argv: list[str], log: Path) -> int:
 
 
 def long_conversations(path: Path, n: int = 128) -> Path:
-    """Conversations longer than MAX_LENGTH tokens (one token per character for `tiny`): every one is truncated to it."""
+    """Conversations longer than MAX_LENGTH tokens (a character or a number chunk per token for `tiny`): all truncated to it."""
     rows = []
     for i in range(n):
         question = " ".join(f"Ann has {i + k} apples and buys {k} more." for k in range(6)) + " How many now?"

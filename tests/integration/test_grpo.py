@@ -141,7 +141,7 @@ def test_config_mistakes_fail_before_training(store, tmp_path):
 def test_vllm_without_vllm_says_how_to_get_it(store):
     proc = run_cli("grpo", "--vllm", "--set", "max_steps=1", store=store)
     message = " ".join(proc.stderr.split())
-    assert proc.returncode == 2 and "vllm is not installed" in message and "pip install" in message
+    assert proc.returncode == 2 and "needs vLLM, which is not installed" in message and "pip install" in message
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -119,6 +120,20 @@ def test_missing_reward_model_exits_2(store):
     proc = run_cli("ppo", "--reward", "rm:no-such-rm", "--set", "max_steps=1", store=store)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "no-such-rm" in proc.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_vllm_without_vllm_says_how_to_get_it_before_loading(store):
+    proc = run_cli("ppo", "--vllm", "--set", "max_steps=1", store=store, timeout=120)
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "needs vLLM, which is not installed" in message and "pip install" in message and "Traceback" not in message
+    assert not [p for p in Path(store).iterdir() if not p.name.startswith(".")]  # nothing published
+
+
+def test_vllm_server_url_needs_server_mode(store):
+    proc = run_cli("ppo", "--set", "vllm_server_url=http://localhost:8000", "--set", "max_steps=1", store=store)
+    assert proc.returncode == 2 and "vllm_mode=server" in " ".join(proc.stderr.split())
 
 
 @pytest.mark.slow

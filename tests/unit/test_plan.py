@@ -203,12 +203,13 @@ def test_batch_scales_activations_linearly():
     assert act4 / act == pytest.approx(4.0, rel=0.05)
 
 
-def test_grpo_with_vllm_colocate_reserves_its_share():
-    base = plan_json("grpo", "--model", "Qwen/Qwen2.5-1.5B", "--set", "qlora=true", "--gpu-memory", "24GB")[0]
-    vllm = plan_json("grpo", "--model", "Qwen/Qwen2.5-1.5B", "--set", "qlora=true", "--set", "vllm=true",
+@pytest.mark.parametrize(("stage", "sampling_phase"), [("grpo", "generation"), ("ppo", "rollout")])
+def test_vllm_colocate_reserves_its_share(stage, sampling_phase):
+    base = plan_json(stage, "--model", "Qwen/Qwen2.5-1.5B", "--set", "qlora=true", "--gpu-memory", "24GB")[0]
+    vllm = plan_json(stage, "--model", "Qwen/Qwen2.5-1.5B", "--set", "qlora=true", "--set", "vllm=true",
                      "--gpu-memory", "24GB")[0]
     assert vllm["needed_bytes"] >= 0.3 * 24 * GiB
-    assert "generation" in base["phases"] and "generation" not in vllm["phases"]
+    assert sampling_phase in base["phases"] and sampling_phase not in vllm["phases"]
 
 
 def test_model_config_file_and_unknown_model(tmp_path):

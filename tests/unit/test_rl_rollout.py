@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmpost.rl.rollout import positions_from_mask, response_mask_from, sample_rollout
+from llmpost.rl.rollout import (
+    positions_from_mask,
+    response_mask_from,
+    rollout_from_token_lists,
+    sample_rollout,
+)
 
 EOS = 2
 
@@ -67,3 +72,77 @@ def test_logprobs_do_not_depend_on_padding_or_batch_neighbours(tiny):
             return sequence_logprobs(policy, batch, temperature=1.0)
 
     assert torch.allclose(logprobs(both)[0, :n], logprobs(alone)[0], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def eos_prone(tiny):
+    """A copy of the tiny policy with a bias towards EOS: its responses end at all kinds of lengths."""
+    import copy
+
+    policy = copy.deepcopy(tiny[0])
+    head = torch.nn.Linear(policy.lm_head.in_features, policy.lm_head.out_features, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(policy.lm_head.weight)
+        head.bias.zero_()
+        head.bias[EOS] = 4.0
+    policy.lm_head = head
+    return policy
+
+
+def test_rollout_from_token_lists_rebuilds_a_sampled_rollout_exactly(eos_prone, tiny):
+    """vLLM hands back unpadded token lists: built from them, a rollout is the one `sample_rollout` makes."""
+    tok = tiny[2]
+    prompts = ["<|user|>hi<|end|><|assistant|>", "<|user|>a much longer prompt here<|end|><|assistant|>",
+               "<|user|>what is 3+4?<|end|><|assistant|>", "<|user|>x<|end|><|assistant|>"]
+    # The prompts as the tokenizer itself left-pads them (what `sample_rollout` built before the helper).
+    side, tok.padding_side = tok.padding_side, "left"
+    try:
+        padded = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+    finally:
+        tok.padding_side = side
+    prompt_ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    ended, cut = 0, 0
+    for seed in range(5):
+        torch.manual_seed(seed)
+        sampled = sample_rollout(eos_prone, tok, prompts, temperature=1.0, top_p=1.0, max_new_tokens=12)
+        lengths = sampled.response_lengths.tolist()
+        completion_ids = [ids[:n].tolist() for ids, n in zip(sampled.response_ids, lengths, strict=True)]
+        rebuilt = rollout_from_token_lists(prompt_ids, completion_ids, tok, device="cpu")
+
+        assert torch.equal(rebuilt.prompt_ids, padded["input_ids"])
+        assert torch.equal(rebuilt.prompt_mask, padded["attention_mask"])
+        for name in ("input_ids", "attention_mask", "position_ids", "response_ids", "response_mask"):
+            assert torch.equal(getattr(rebuilt, name), getattr(sampled, name)), name
+        assert rebuilt.completions == sampled.completions
+        ended += sum(ids[-1] == EOS for ids in completion_ids)
+        cut += sum(ids[-1] != EOS for ids in completion_ids)
+    assert ended and cut  # both kinds of response were rebuilt
+
+
+def test_rollout_from_token_lists_counts_each_completion_up_to_its_first_eos(tiny):
+    _, _, tok = tiny
+    pad = tok.pad_token_id
+    prompts = [[5, 81, 82], [5, 81], [5]]
+    completions = [
+        [40, 41, EOS, 42, EOS],  # EOS mid-list: what follows it is not the policy's response
+        [40, 41, 42, 43, 44],  # no EOS, cut at max_new_tokens: all of it counts
+        [40, 41],  # no EOS, shorter than the rest (another stop token): its padding does not count
+    ]
+    r = rollout_from_token_lists(prompts, completions, tok)
+    assert r.prompt_ids.tolist() == [[5, 81, 82], [pad, 5, 81], [pad, pad, 5]]
+    assert r.prompt_mask.tolist() == [[1, 1, 1], [0, 1, 1], [0, 0, 1]]
+    assert r.response_ids.tolist() == [[40, 41, EOS, pad, pad], [40, 41, 42, 43, 44], [40, 41, pad, pad, pad]]
+    assert r.response_mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+    assert r.completions == tok.batch_decode([[40, 41], [40, 41, 42, 43, 44], [40, 41]], skip_special_tokens=True)
+
+
+def test_rollout_from_token_lists_when_pad_is_eos(tiny):
+    """Many tokenizers pad with EOS: a completion without EOS must not gain one from its padding."""
+    _, _, tok = tiny
+
+    class PadIsEos:
+        pad_token_id = eos_token_id = EOS
+        batch_decode = staticmethod(tok.batch_decode)
+
+    r = rollout_from_token_lists([[5], [5]], [[40, 41], [40, 41, 42, EOS]], PadIsEos())
+    assert r.response_mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
