@@ -7,7 +7,7 @@ stage needs. `load_builtin(name, split)` returns plain rows:
     arith-prompts    {"prompt": question, "answer": "12"}
     arith-rankings   {"prompt", "responses": [4 answers, best -> worst]}
     arith-pairs      {"prompt", "chosen", "rejected"}
-    arith-judge      SFT rows teaching a judge to say which of two answers is right (sum, then A/B)
+    arith-judge      SFT rows teaching a judge which of two answers is right (sum, a check of each, A/B)
 
 Splits: "train" and "test" never share a question. Wrong answers in rankings are
 ordered by distance from the truth, spread from near misses to far misses, the
@@ -137,18 +137,28 @@ def pair_rows(split: str) -> list[dict]:
 def judge_rows(split: str) -> list[dict]:
     """Judge training data: which of two answers is correct, the correct one on a random side.
 
-    The judge works the sum out before naming a side ("3+4=7\nA"), as LLM judges are asked
-    to reason before their verdict: matching a computed 7 to an answer is easy to learn,
-    deciding A or B in one token is not (the tiny judge then named one side whatever it read).
+    The judge works the sum out, checks each answer against it, then names a side:
+
+        18+17=35
+        A 36 no
+        B 35 yes
+        B
+
+    LLM judges are asked to reason before their verdict for the same reason. A tiny judge
+    taught only "sum, then letter" computed the sum right and still named one side whatever
+    it read: finding which answer holds that number, across the prompt, in one token, was
+    beyond it. Checked line by line, each step is a copy or a comparison of adjacent numbers.
     """
     rng = random.Random(SEEDS[split] + 3)
     rows = []
     for p in problems(split):
-        right, wrong = answer_for(p, p["result"]), answer_for(p, rng.choice(wrong_results(p, rng)))
+        wrong = rng.choice(wrong_results(p, rng))
         correct_first = rng.random() < 0.5
-        a, b = (right, wrong) if correct_first else (wrong, right)
+        results = (p["result"], wrong) if correct_first else (wrong, p["result"])
+        a, b = (answer_for(p, r) for r in results)
         prompt = JUDGE_TEMPLATE.format(question=p["question"], a=a, b=b)
+        checks = [f"{side} {r} {'yes' if r == p['result'] else 'no'}" for side, r in zip("AB", results, strict=True)]
         work = f"{p['a']}{p['op']}{p['b']}={p['result']}"
-        rows.append({"messages": [{"role": "user", "content": prompt},
-                                  {"role": "assistant", "content": f"{work}\n{'A' if correct_first else 'B'}"}]})
+        reply = "\n".join([work, *checks, "A" if correct_first else "B"])
+        rows.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]})
     return rows

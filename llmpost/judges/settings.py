@@ -47,7 +47,7 @@ class JudgeSettings(Strict):
     score_template: str = Field(POINTWISE_TEMPLATE, description="pointwise prompt (rewards for lone answers) with {question} {answer}")
     system: str | None = Field(None, description="system message sent before every judge prompt")
     principles: list[str] = Field(default_factory=list, description="rubric the judge applies, numbered into {principles} or the system message")
-    max_new_tokens: int = Field(16, ge=1, description="longest judge reply; a verdict needs only a few tokens")
+    max_new_tokens: int = Field(32, ge=1, description="longest judge reply: room to work the answer out before the verdict")
     temperature: float = Field(0.0, ge=0, description="judge sampling temperature; 0 = greedy, reproducible verdicts")
     batch_size: int = Field(64, ge=1, description="local: judge prompts generated at once")
     load_in_4bit: bool = Field(False, description="local: load the judge in 4-bit NF4 (bitsandbytes)")

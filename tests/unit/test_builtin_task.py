@@ -35,8 +35,13 @@ def test_rankings_put_the_right_answer_first_then_by_distance():
 def test_pairs_and_judge_rows_are_consistent():
     for row in load_builtin("arith-pairs", "test"):
         assert is_correct(row["chosen"], row["answer"]) and not is_correct(row["rejected"], row["answer"])
-    verdicts = [r["messages"][1]["content"].splitlines()[-1] for r in load_builtin("arith-judge", "train")]
+    replies = [r["messages"][1]["content"].splitlines() for r in load_builtin("arith-judge", "train")]
+    verdicts = [lines[-1] for lines in replies]
     assert set(verdicts) == {"A", "B"} and 0.4 < verdicts.count("A") / len(verdicts) < 0.6
+    for work, check_a, check_b, verdict in replies:  # the sum, a check of each answer, the side that holds the sum
+        result = work.split("=")[1]
+        right = [line[0] for line in (check_a, check_b) if line.endswith("yes")]
+        assert right == [verdict] and f"{verdict} {result} yes" in (check_a, check_b)
 
 
 def test_answer_extraction_formats():
