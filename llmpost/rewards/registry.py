@@ -7,6 +7,7 @@ one float per completion, or None where it does not apply.
     --reward NAME[=WEIGHT]     what NAME may be                       scores
     exact_match                final answer == row["answer"]           1 / 0
     math                       the same, LaTeX-aware (\\frac, %, x=)    1 / 0
+    checked_answer             exact_match, and its equations hold     1 / 0
     format[:REGEX]             whole completion matches (R1-Zero tags) 1 / 0
     length[:min=N,max=M]       characters inside the band              0 down to -1
     code_exec[:cpu=2,wall=5]   row["tests"] passing, in a sandbox      0 .. 1
@@ -34,6 +35,7 @@ from llmpost.rewards.length import length_reward
 from llmpost.rewards.spec import parse_reward_spec
 from llmpost.rewards.user import file_of, is_user_reference, user_reward
 from llmpost.rewards.verifiers import exact_match, math_answer
+from llmpost.rewards.work import checked_answer
 
 __all__ = ["RewardFn", "RewardError", "CombinedReward", "build_reward", "check_reward_spec", "parse_reward_spec",
            "reward_model_refs", "reward_names"]
@@ -72,6 +74,8 @@ BUILTINS: dict[str, Builtin] = {
                            "final answer equals the `answer` column (numeric compare)"),
     "math": Builtin(no_options("math", math_answer), ("answer",),
                     "like exact_match, LaTeX-aware: \\frac{1}{2} = 0.5, 50\\% = 50"),
+    "checked_answer": Builtin(no_options("checked_answer", checked_answer), ("answer",),
+                              "exact_match, and every a op b = c in the work holds, the last c the answer"),
     "format": Builtin(format_reward, (), "completion matches a regex; default <think>..</think><answer>..</answer>"),
     "length": Builtin(length_reward, (), "0 inside a band of characters, down to -1 outside"),
     "code_exec": Builtin(code_exec_reward, ("tests",), "fraction of the `tests` column passing, sandboxed"),

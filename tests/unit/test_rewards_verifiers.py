@@ -1,4 +1,4 @@
-"""The built-in verifiable rewards: exact_match, math, format and length."""
+"""The built-in verifiable rewards: exact_match, math, checked_answer, format and length."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from llmpost.rewards.answers import extract_boxed, extract_math_answer, math_equ
 from llmpost.rewards.format import format_reward
 from llmpost.rewards.length import length_reward
 from llmpost.rewards.verifiers import exact_match, math_answer
+from llmpost.rewards.work import checked_answer
 
 PROMPT = [{"role": "user", "content": "Ann has 7 pens and gets 5 more. How many pens?"}]
 
@@ -103,3 +104,22 @@ def test_length_options_are_checked():
         length_reward("maximum=3")
     with pytest.raises(ConfigError, match="min <= max"):
         length_reward("min=30,max=20")
+
+
+@pytest.mark.parametrize(("completion", "answer", "expected"), [
+    ("7+5=12\n#### 12", "12", 1.0),                   # right answer, work holds
+    ("7+5=11\n#### 12", "12", 0.0),                   # a lucky guess: exact_match pays it, this does not
+    ("7+5=12\n#### 11", "12", 0.0),                   # wrong answer
+    ("7+5=12, 12*2=25\n#### 24", "24", 0.0),          # one false step is enough
+    ("#### 12", "12", 1.0),                            # no work to check: the answer decides
+    ("He sold 48/2 = <<48/2=24>>24, then 48+24 = <<48+24=72>>72.\n#### 72", "72", 1.0),  # GSM8K annotations
+    ("2 + 3 * 4 = 14, so #### 14", "14", 1.0),         # precedence
+    ("1,000+24=1,024\n#### 1024", "1024", 1.0),       # thousands separators
+    ("12.5+1=13.5\n#### 13.5", "13.5", 1.0),          # decimals read whole
+    ("5/0=1\n#### 1", "1", 0.0),                      # division by zero never holds
+    ("7+5=12, 12-2=10\n#### 12", "12", 0.0),          # the last equation must give the answer
+])
+def test_checked_answer_pays_only_for_work_that_holds(completion, answer, expected):
+    assert score(checked_answer, [completion], [answer]) == [expected]
+    if expected:
+        assert score(exact_match, [completion], [answer]) == [1.0]

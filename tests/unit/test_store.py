@@ -111,8 +111,13 @@ def test_ctrl_c_while_publishing_is_delivered_after_latest_moves(tmp_path, monke
         point_latest(self, name, version)
 
     monkeypatch.setattr(Store, "_point_latest", interrupted_point_latest)
-    with pytest.raises(KeyboardInterrupt):
-        publish(store, "sft")
+    # Python's own Ctrl-C handler, also when pytest started with SIGINT ignored (as a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            publish(store, "sft")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # The version was published whole, and `latest` agrees with it.
     assert os.readlink(tmp_path / "sft" / "latest") == "v2"
     assert [a.version for a in store.list("sft")] == [1, 2]
