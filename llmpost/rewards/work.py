@@ -3,8 +3,11 @@
 An outcome reward pays a lucky guess in full. On the built-in task, of the tiny SFT
 model's sampled answers that end in the right number, 65% (500 SFT steps) and 30%
 (1000 steps) got there with wrong work: a miscopied operand, or an equation whose
-result differs from the `####` line. GRPO on `exact_match` reinforces those and the
-model stops copying its operands. `checked_answer` pays 1.0 only when
+result differs from the `####` line. `exact_match` pays those in full; after GRPO on it
+(500-step SFT, lr 2e-4), 77% of greedy answers miscopied an operand, against 11% before.
+Checking the work did not by itself keep GRPO from lowering that model's exact match
+(0.195 vs 0.145 with exact_match at lr 2e-4; 0.145 vs 0.22 at lr 1e-4, 60 steps).
+`checked_answer` pays 1.0 only when
 
     the final answer equals the row's `answer` (as `exact_match` does),
     every arithmetic equation in the completion holds ("18+17=35", "<<48/2=24>>",
