@@ -25,6 +25,8 @@ from llmpost.cli.options import (
     SetOpt,
     StepsOpt,
     StoreOpt,
+    VllmModeOpt,
+    VllmOpt,
 )
 from llmpost.cli.train_cmds import common_flags, launch_flags, run_training_command
 
@@ -42,8 +44,6 @@ CompletionOpt = Annotated[int | None, typer.Option("--max-completion-length", he
 TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="Sampling temperature of the completions.")]
 LossOpt = Annotated[str | None, typer.Option("--loss-type", help="dapo, grpo, dr_grpo, bnpo, cispo, sapo, luspo or vespo.")]
 SystemOpt = Annotated[str | None, typer.Option("--system-prompt", help="System message put before every prompt.")]
-VllmOpt = Annotated[bool | None, typer.Option("--vllm/--no-vllm", help="Generate with vLLM (needs vllm and a CUDA GPU).")]
-VllmModeOpt = Annotated[str | None, typer.Option("--vllm-mode", help="colocate (in this process) or server (`trl vllm-serve`).")]
 
 
 def register(app: typer.Typer) -> None:

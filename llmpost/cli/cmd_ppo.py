@@ -24,6 +24,8 @@ from llmpost.cli.options import (
     SetOpt,
     StepsOpt,
     StoreOpt,
+    VllmModeOpt,
+    VllmOpt,
 )
 from llmpost.cli.train_cmds import common_flags, launch_flags, run_training_command
 
@@ -42,8 +44,6 @@ TargetKlOpt = Annotated[float | None, typer.Option(
 TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="Sampling temperature of the rollouts.")]
 NewTokensOpt = Annotated[int | None, typer.Option("--max-new-tokens", help="Longest sampled response in tokens.")]
 PPOEpochsOpt = Annotated[int | None, typer.Option("--ppo-epochs", help="Optimisation passes over each rollout batch.")]
-VllmOpt = Annotated[bool | None, typer.Option("--vllm/--no-vllm", help="Sample rollouts with vLLM (needs vllm and a CUDA GPU).")]
-VllmModeOpt = Annotated[str | None, typer.Option("--vllm-mode", help="colocate (in this process) or server (`trl vllm-serve`).")]
 
 
 def register(app: typer.Typer) -> None:

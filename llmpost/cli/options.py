@@ -34,3 +34,7 @@ LauncherOpt = Annotated[str | None, typer.Option("--launcher", rich_help_panel=L
 NumProcessesOpt = Annotated[int | None, typer.Option("--num-processes", min=1, rich_help_panel=LAUNCH_PANEL, help="Processes for --launcher: one per GPU; on CPU, DDP over gloo.")]
 DeepspeedOpt = Annotated[str | None, typer.Option("--deepspeed", rich_help_panel=LAUNCH_PANEL, help="DeepSpeed ZeRO under --launcher: zero2, zero3 or a DeepSpeed JSON file (CUDA GPUs).")]
 FsdpOpt = Annotated[bool | None, typer.Option("--fsdp", rich_help_panel=LAUNCH_PANEL, help="Shard the model with PyTorch FSDP under --launcher (CUDA GPUs).")]
+
+# Sampling with vLLM (grpo's generations, ppo's rollouts), where it is installed on a CUDA machine.
+VllmOpt = Annotated[bool | None, typer.Option("--vllm/--no-vllm", help="Sample with vLLM (needs vllm and a CUDA GPU).")]
+VllmModeOpt = Annotated[str | None, typer.Option("--vllm-mode", help="colocate (in this process) or server (`trl vllm-serve`).")]
