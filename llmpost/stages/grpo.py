@@ -13,9 +13,6 @@ reward of greedy answers, before and after.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -110,7 +107,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
     from llmpost.rewards.registry import CombinedReward
-    from llmpost.stages.training import quiet, report_callback, set_seed
+    from llmpost.stages.training import intra_op_threads, quiet, report_callback, set_seed
 
     set_seed(cfg.seed)
     check_vllm(cfg)
@@ -154,24 +151,6 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     card = ("Trained with GRPO on rewards " + ", ".join(f"{r['name']} (weight {r['weight']:g})" for r in report["rewards"])
             + (f", system prompt {cfg.system_prompt!r}" if cfg.system_prompt else "") + ".")
     return StageResult(metrics=metrics, eval=report, card=card)
-
-
-@contextmanager
-def intra_op_threads(n: int | None) -> Iterator[None]:
-    """Run torch ops on `n` threads (None: leave as is), unless OMP_NUM_THREADS says otherwise.
-
-    The tiny model's matrices are too small to split across threads: on a busy CPU the
-    threads mostly wait for each other, and one thread generates 5-20x faster.
-    """
-    import torch
-
-    previous = torch.get_num_threads()
-    if n is not None and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):

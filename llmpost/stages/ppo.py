@@ -26,9 +26,6 @@ DDP averages the gradients; only the main process evaluates and writes.
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -137,7 +134,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.rl.policy import load_policy, save_policy
     from llmpost.rl.trainer import PPOTrainer
     from llmpost.rl.vllm_rollout import check_vllm
-    from llmpost.stages.training import set_seed
+    from llmpost.stages.training import intra_op_threads, set_seed
 
     set_seed(cfg.seed)
     check_vllm(cfg)
@@ -220,24 +217,6 @@ def vllm_rollouts(cfg: Config, policy, tokenizer, accelerator):
                         server_url=cfg.vllm_server_url, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                         max_prompt_length=max_prompt_length(cfg), max_num_seqs=cfg.batch_size,
                         trust_remote_code=cfg.trust_remote_code)
-
-
-@contextmanager
-def intra_op_threads(n: int | None) -> Iterator[None]:
-    """Run torch ops on `n` threads (None: leave as is), unless OMP_NUM_THREADS says otherwise.
-
-    The tiny model's matrices are too small to split across threads: on a busy CPU the
-    threads mostly wait for each other, and one thread runs a PPO step 5-20x faster.
-    """
-    import torch
-
-    previous = torch.get_num_threads()
-    if n is not None and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def ppo_learning_rate(cfg: Config, is_tiny: bool) -> float:

@@ -1,8 +1,11 @@
-"""Small helpers every training stage calls: seeding, the progress/metrics callback, checkpoint/resume."""
+"""Small helpers every training stage calls: seeding, threads, the progress/metrics callback, checkpoint/resume."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from llmpost.stages.context import StageContext
@@ -13,6 +16,25 @@ def set_seed(seed: int) -> None:
     from transformers import set_seed as hf_set_seed
 
     hf_set_seed(seed)
+
+
+@contextmanager
+def intra_op_threads(n: int | None) -> Iterator[None]:
+    """Run torch ops on `n` threads (None: leave as is), unless OMP_NUM_THREADS says otherwise.
+
+    The tiny model's matrices are too small to split across threads: on a busy CPU the
+    threads mostly wait for each other, and one thread generates (grpo) or runs a PPO
+    step 5-20x faster.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if n is not None and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def report_callback(ctx: StageContext, description: str):
