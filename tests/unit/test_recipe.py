@@ -44,6 +44,20 @@ def test_precedence_recipe_then_config_file_then_set():
     assert recipe.stages["check"].config.seed == 11
 
 
+def refused(recipe: dict) -> ConfigError:
+    """The error `build_recipe` raises for `recipe`, which it must refuse."""
+    with pytest.raises(ConfigError) as exc:
+        build_recipe(recipe)
+    return exc.value
+
+
+def assert_listed(problems: list[str], expected: list[str]) -> None:
+    """Every expected problem appears among the reported ones."""
+    text = "\n".join(problems)
+    for line in expected:
+        assert line in text, f"missing: {line}\n{text}"
+
+
 def test_every_problem_is_reported_at_once():
     bad = {
         "nme": "x",
@@ -67,10 +81,7 @@ def test_every_problem_is_reported_at_once():
             "noop": {"model": "tiny"},
         },
     }
-    with pytest.raises(ConfigError) as exc:
-        build_recipe(bad)
-    text = "\n".join(exc.value.problems)
-    for expected in [
+    assert_listed(refused(bad).problems, [
         "stages.sft.lerning_rate: unknown key; did you mean `learning_rate`?",
         "stages.sft.max_steps: Input should be a valid integer",
         "stages.dpo.uses: unknown stage 'dpoo'",
@@ -81,8 +92,7 @@ def test_every_problem_is_reported_at_once():
         "defaults.max_step: not a setting of any stage in this recipe; did you mean `max_steps`?",
         "defaults.out: every stage writes its own artifact",
         "defaults.model: `{{ sft }}`: stage references belong in a stage block",
-    ]:
-        assert expected in text, f"missing: {expected}\n{text}"
+    ])
 
 
 def test_overrides_must_name_stages_and_keys():
@@ -156,11 +166,9 @@ def test_launch_blocks_are_validated_with_every_problem_listed():
             "check": {"uses": "eval", "model": "{{ dpo }}", "launch": LAUNCHED},
         },
     }
-    with pytest.raises(ConfigError) as exc:
-        build_recipe(bad)
-    assert exc.value.exit_code == 2
-    text = "\n".join(exc.value.problems)
-    for expected in [
+    err = refused(bad)
+    assert err.exit_code == 2
+    assert_listed(err.problems, [
         "defaults.launch: how a stage runs is set per stage: stages.ID.launch",
         "stages.sft.launch.num_procs: unknown key; did you mean `num_processes`?",
         "stages.dpo.launch: Value error, choose one of deepspeed and fsdp, not both",
@@ -168,9 +176,8 @@ def test_launch_blocks_are_validated_with_every_problem_listed():
         "stages.ppo.launch: Value error, ppo runs llmpost's own PPO loop, not a transformers Trainer",
         "stages.grpo.launch: expected a mapping",
         "stages.check.launch: the eval stage runs in one process and cannot be launched",
-    ]:
-        assert expected in text, f"missing: {expected}\n{text}"
-    assert len(exc.value.problems) == 7
+    ])
+    assert len(err.problems) == 7
 
 
 def test_launch_is_read_with_its_overrides_and_engines_reach_the_trainer():
