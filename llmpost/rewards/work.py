@@ -45,7 +45,7 @@ def answer_with_valid_work(text: str, reference: str) -> bool:
         return True
     if not all(holds(expression, result) for expression, result in equations):
         return False
-    return answers_match(equations[-1][1].replace(",", ""), reference_answer(reference))
+    return answers_match(equations[-1][1], reference_answer(reference))
 
 
 def holds(expression: str, result: str) -> bool:
