@@ -28,7 +28,8 @@ def report(store, ref: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="target not reached on tiny-v2: the judge agrees with the truth on ~0.23 of held-out pairs", strict=False)
+@pytest.mark.xfail(reason="open acceptance target, not a regression: tiny-v2 judges trained from the SFT model agreed "
+                          "with the truth on at most 0.23 of held-out pairs, not 0.75", strict=False)
 def test_tiny_judge_agrees_with_the_truth_and_its_preferences_improve_the_policy(tmp_path):
     store = tmp_path / "store"
     ok(run_cli("sft", "--out", "sft", "--batch-size", "32", "--set", f"max_steps={SFT_STEPS}",

@@ -155,7 +155,8 @@ def test_ddp_two_cpu_processes_write_one_artifact(store, toy_files):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="target not reached on tiny-v2: PPO raises the RM score but exact match falls (RM exploited)", strict=False)
+@pytest.mark.xfail(reason="open acceptance target, not a regression: on tiny-v2, exact match fell in every PPO run "
+                          "measured, also where the reward-model score rose (the policy exploits an imperfect RM)", strict=False)
 def test_acceptance_ppo_with_reward_model_raises_rm_score_and_exact_match(sft_store):
     """The built-in task: RM from `llmpost rm`, PPO from the SFT; held-out RM score and exact match rise, KL bounded."""
     ok(run_cli("rm", "--model", "sft", "--out", "rm-for-ppo", store=sft_store, timeout=3600))
