@@ -5,6 +5,7 @@ Tests run offline against the real tiny model; nothing here mocks the thing unde
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,3 +54,25 @@ def sft_store(tmp_path_factory) -> Path:
     ok(run_cli("sft", "--out", "sft", "--batch-size", "32", "--set", f"max_steps={SFT_FIXTURE_STEPS}",
                "--set", "eval.max_samples=100", "--set", "loss_data=null", store=root))
     return root
+
+
+QUICKSTART = Path(__file__).parents[1] / "recipes" / "quickstart.yaml"
+
+
+@pytest.fixture(scope="session")
+def quickstart_store(tmp_path_factory) -> Path:
+    """A store holding `quickstart-sft`, the quickstart recipe's own SFT stage (slow tests, built once).
+
+    The acceptance tests run the recipe's later stages on it with `llmpost run --only STAGE`,
+    so they measure exactly what `make quickstart` runs.
+    """
+    root = tmp_path_factory.mktemp("quickstart-store")
+    ok(run_cli("run", QUICKSTART, "--only", "sft", store=root, timeout=3600))
+    return root
+
+
+def eval_report(store: Path, ref: str) -> dict:
+    """The eval.json of artifact `ref` in `store`."""
+    from llmpost.artifacts.store import Store
+
+    return json.loads((Store(store).resolve(ref).path / "eval.json").read_text())

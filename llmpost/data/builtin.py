@@ -10,8 +10,14 @@ stage needs. `load_builtin(name, split)` returns plain rows:
     arith-judge      SFT rows teaching a judge which of two answers is right (sum, a check of each, A/B)
 
 Splits: "train" and "test" never share a question. Wrong answers in rankings are
-ordered by distance from the truth, spread from near misses to far misses, the
-way real rankings of real answers look.
+ordered by distance from the truth: a near miss, the other operation (a misread
+question) and a far miss, the way real rankings of real answers look.
+
+The SFT demonstrations come from a careless writer, the way real demonstrations carry
+their writers' habits: in two of three "A box holds ... takes out ..." problems it adds
+instead of subtracting. SFT imitates that habit. Everything else here is right: held-out
+answers, rankings, pairs and judge data, so each post-training stage has a signal that
+can correct what SFT copied, and the quickstart shows whether it does.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from llmpost.errors import DataError
 
 SIZES = {"train": 3000, "test": 200}
 SEEDS = {"train": 1234, "test": 98765}
-MAX_OPERAND = 20
+MAX_OPERAND = 12
 
 NAMES = ["Ann", "Ben", "Cal", "Dee", "Eli", "Fay", "Gus", "Ivy", "Jo", "Kim", "Leo", "Max", "Ned", "Sam", "Tom", "Zoe"]
 ITEMS = ["apples", "books", "coins", "pens", "shells", "cards", "eggs", "stamps", "cups", "rocks"]
@@ -37,6 +43,9 @@ SUB = [
     "{n} had {a} {i} and lost {b} of them. How many {i} does {n} have now?",
     "A box holds {a} {i}. {n} takes out {b}. How many {i} remain?",
 ]
+# The careless writer of the SFT demonstrations adds in this template, this often.
+CARELESS_TEMPLATE = SUB[2]
+CARELESS_RATE = 2 / 3
 
 JUDGE_TEMPLATE = (
     "Question: {question}\nAnswer A: {a}\nAnswer B: {b}\nWhich answer is correct? Work it out, then reply A or B."
@@ -84,29 +93,56 @@ def problems(split: str) -> tuple[dict, ...]:
             continue
         seen.add(question)
         result = a + b if op == "+" else a - b
-        out.append({"question": question, "a": a, "b": b, "op": op, "result": result})
+        out.append({"question": question, "a": a, "b": b, "op": op, "result": result,
+                    "careless": template == CARELESS_TEMPLATE})
     return tuple(out)
 
 
-def wrong_results(p: dict, rng: random.Random) -> list[int]:
-    """Three wrong results, nearest first: a near miss, a middling one, a far miss."""
-    picks = []
-    for lo, hi in ((1, 2), (3, 6), (8, 15)):
-        while True:
-            guess = p["result"] + rng.choice([-1, 1]) * rng.randint(lo, hi)
-            if guess >= 0 and guess != p["result"] and guess not in picks:
-                picks.append(guess)
-                break
-    return picks
+def wrong_answers(p: dict, rng: random.Random) -> list[tuple[int, str]]:
+    """Three wrong (result, answer) pairs, nearest first: a near miss, the other operation, a far miss.
+
+    The other operation is the careless writer's mistake (and any reader's who misreads the
+    question): right arithmetic, wrong sum. Where it gives the truth (b = 0) or a negative
+    number, a middling miss stands in.
+    """
+    flipped = "-" if p["op"] == "+" else "+"
+    result = p["a"] + p["b"] if flipped == "+" else p["a"] - p["b"]
+    if 0 <= result != p["result"]:
+        other = (result, format_answer(p["a"], flipped, p["b"], result))
+    else:
+        result = miss(p, rng, 3, 6, avoid=())
+        other = (result, answer_for(p, result))
+    near = miss(p, rng, 1, 2, avoid=(result,))
+    far = miss(p, rng, 8, 15, avoid=(result, near))
+    picks = [(near, answer_for(p, near)), other, (far, answer_for(p, far))]
+    return sorted(picks, key=lambda pick: abs(pick[0] - p["result"]))
+
+
+def miss(p: dict, rng: random.Random, lo: int, hi: int, avoid: tuple[int, ...]) -> int:
+    """A wrong, non-negative result lo..hi away from the truth, not among `avoid`."""
+    while True:
+        guess = p["result"] + rng.choice([-1, 1]) * rng.randint(lo, hi)
+        if guess >= 0 and guess != p["result"] and guess not in avoid:
+            return guess
 
 
 def answer_for(p: dict, result: int) -> str:
     return format_answer(p["a"], p["op"], p["b"], result)
 
 
+def demonstration(p: dict, rng: random.Random) -> str:
+    """The careless writer's answer: it adds in CARELESS_TEMPLATE problems, CARELESS_RATE of the time."""
+    if p["careless"] and rng.random() < CARELESS_RATE:
+        return format_answer(p["a"], "+", p["b"], p["a"] + p["b"])
+    return answer_for(p, p["result"])
+
+
 def sft_rows(split: str) -> list[dict]:
+    """Demonstrations: the careless writer's for "train", the truth for held-out "test"."""
+    rng = random.Random(SEEDS[split] + 4)
     return [{"messages": [{"role": "user", "content": p["question"]},
-                          {"role": "assistant", "content": answer_for(p, p["result"])}]}
+                          {"role": "assistant",
+                           "content": demonstration(p, rng) if split == "train" else answer_for(p, p["result"])}]}
             for p in problems(split)]
 
 
@@ -118,8 +154,8 @@ def ranking_rows(split: str) -> list[dict]:
     rng = random.Random(SEEDS[split] + 1)
     rows = []
     for p in problems(split):
-        results = [p["result"], *wrong_results(p, rng)]
-        rows.append({"prompt": p["question"], "responses": [answer_for(p, r) for r in results],
+        wrong = [answer for _, answer in wrong_answers(p, rng)]
+        rows.append({"prompt": p["question"], "responses": [answer_for(p, p["result"]), *wrong],
                      "answer": str(p["result"])})
     return rows
 
@@ -128,9 +164,9 @@ def pair_rows(split: str) -> list[dict]:
     rng = random.Random(SEEDS[split] + 2)
     rows = []
     for p in problems(split):
-        wrong = rng.choice(wrong_results(p, rng))
+        _, wrong = rng.choice(wrong_answers(p, rng))
         rows.append({"prompt": p["question"], "chosen": answer_for(p, p["result"]),
-                     "rejected": answer_for(p, wrong), "answer": str(p["result"])})
+                     "rejected": wrong, "answer": str(p["result"])})
     return rows
 
 
@@ -152,10 +188,11 @@ def judge_rows(split: str) -> list[dict]:
     rng = random.Random(SEEDS[split] + 3)
     rows = []
     for p in problems(split):
-        wrong = rng.choice(wrong_results(p, rng))
+        wrong = rng.choice(wrong_answers(p, rng))
         correct_first = rng.random() < 0.5
-        results = (p["result"], wrong) if correct_first else (wrong, p["result"])
-        a, b = (answer_for(p, r) for r in results)
+        right = (p["result"], answer_for(p, p["result"]))
+        (result_a, a), (result_b, b) = (right, wrong) if correct_first else (wrong, right)
+        results = (result_a, result_b)
         prompt = JUDGE_TEMPLATE.format(question=p["question"], a=a, b=b)
         checks = [f"{side} {r} {'yes' if r == p['result'] else 'no'}" for side, r in zip("AB", results, strict=True)]
         work = f"{p['a']}{p['op']}{p['b']}={p['result']}"

@@ -10,17 +10,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ok, run_cli
+from conftest import QUICKSTART, eval_report, ok, run_cli
 
 from llmpost.artifacts.store import Store
 from llmpost.data.builtin import load_builtin
 
 SMALL_EVAL = ("--set", "eval.max_samples=24")
 FROZEN = ("--lr", "1e-12", "--set", "max_steps=1")  # one step that changes nothing
-
-
-def eval_report(store, name) -> dict:
-    return json.loads((Store(store).resolve(name).path / "eval.json").read_text())
 
 
 def write_jsonl(path, rows):
@@ -133,13 +129,9 @@ def test_bad_loss_and_non_preference_data_are_usage_errors(store):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="open acceptance target, not a regression: on tiny-v2, DPO from the 1000-step SFT (0.74) "
-                          "reached 0.75 implicit-reward accuracy and at best 0.74 exact match", strict=False)
-def test_acceptance_dpo_after_sft_reaches_90_percent_and_five_points(store):
-    """The acceptance run: the quickstart-size SFT, then `llmpost dpo` with its defaults on the built-in pairs."""
-    ok(run_cli("sft", "--out", "sft", "--batch-size", "32", "--set", "max_steps=1000", "--set", "loss_data=null",
-               store=store, timeout=3600))
-    ok(run_cli("dpo", "--model", "sft", "--out", "dpo", store=store, timeout=3600))
-    report = json.loads((Store(store).resolve("dpo").path / "eval.json").read_text())
+def test_acceptance_dpo_after_sft_reaches_90_percent_and_five_points(quickstart_store):
+    """The acceptance run: the quickstart's SFT, then its `dpo` stage on the built-in pairs."""
+    ok(run_cli("run", QUICKSTART, "--only", "dpo", store=quickstart_store, timeout=3600))
+    report = eval_report(quickstart_store, "quickstart-dpo")
     assert report["reward_accuracy"] >= 0.90, report
     assert report["exact_match"] - report["exact_match_before"] >= 0.05, report

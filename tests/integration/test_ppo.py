@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ok, run_cli
+from conftest import QUICKSTART, eval_report, ok, run_cli
 
 from llmpost.artifacts.store import Store
 
@@ -155,15 +155,10 @@ def test_ddp_two_cpu_processes_write_one_artifact(store, toy_files):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="open acceptance target, not a regression: on tiny-v2, exact match fell in every PPO run "
-                          "measured, also where the reward-model score rose (the policy exploits an imperfect RM)", strict=False)
-def test_acceptance_ppo_with_reward_model_raises_rm_score_and_exact_match(sft_store):
-    """The built-in task: RM from `llmpost rm`, PPO from the SFT; held-out RM score and exact match rise, KL bounded."""
-    ok(run_cli("rm", "--model", "sft", "--out", "rm-for-ppo", store=sft_store, timeout=3600))
-    ok(run_cli("ppo", "--policy", "sft", "--reward", "rm:rm-for-ppo", "--out", "ppo-rm", "--set", "max_steps=150",
-               "--set", "eval.max_samples=200", store=sft_store, timeout=3600))
-    art = Store(sft_store).resolve("ppo-rm")
-    report = json.loads((art.path / "eval.json").read_text())
+def test_acceptance_ppo_with_reward_model_raises_rm_score_and_exact_match(quickstart_store):
+    """The quickstart's SFT -> rm -> ppo: held-out RM score and exact match (>= 3 points) rise, KL bounded."""
+    ok(run_cli("run", QUICKSTART, "--only", "rm", "--only", "ppo", store=quickstart_store, timeout=3600))
+    report = eval_report(quickstart_store, "quickstart-ppo")
     assert report["rm_score"] > report["rm_score_before"]
     assert report["exact_match"] >= report["exact_match_before"] + 0.03, textwrap.shorten(str(report), 400)
-    assert report["kl_max"] < 50
+    assert report["kl_max"] < 1.0, report

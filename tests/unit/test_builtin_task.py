@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmpost.data.builtin import load_builtin
+from llmpost.data.builtin import CARELESS_RATE, load_builtin, problems
 from llmpost.rewards.answers import extract_answer, is_correct
 
 
@@ -21,6 +21,29 @@ def test_reference_answers_are_right():
         question, answer = row["messages"][0]["content"], row["messages"][1]["content"]
         a, b = [int(t) for t in question.replace("?", " ").replace(".", " ").split() if t.isdigit()]
         assert int(extract_answer(answer)) in (a + b, a - b)
+
+
+def test_sft_demonstrations_carry_the_careless_habit_only_where_documented():
+    """Train demonstrations add in the careless template about CARELESS_RATE of the time; all else is right."""
+    added = careless = 0
+    for p, row in zip(problems("train"), load_builtin("arith-sft", "train"), strict=True):
+        answer = row["messages"][1]["content"]
+        if p["careless"] and answer.startswith(f"{p['a']}+{p['b']}=") and p["op"] == "-":
+            added += 1
+        else:
+            assert is_correct(answer, str(p["result"])), (p, answer)
+        careless += p["careless"]
+    assert careless > 300 and abs(added / careless - CARELESS_RATE) < 0.07
+    for p, row in zip(problems("test"), load_builtin("arith-sft", "test"), strict=True):
+        assert is_correct(row["messages"][1]["content"], str(p["result"]))
+
+
+def test_rankings_offer_the_other_operation_as_a_wrong_answer():
+    """Wherever the other operation gives another non-negative number (not for b = 0 or a < b in sums)."""
+    for p, row in zip(problems("train"), load_builtin("arith-rankings", "train"), strict=True):
+        flipped = [r for r in row["responses"][1:] if ("+" in r) != (p["op"] == "+")]
+        possible = p["b"] > 0 and (p["op"] == "-" or p["a"] >= p["b"])
+        assert len(flipped) == possible, (p, row["responses"])
 
 
 def test_rankings_put_the_right_answer_first_then_by_distance():
