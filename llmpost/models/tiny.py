@@ -3,8 +3,8 @@
 Text is split into characters, except numbers: digit runs are cut into chunks of up
 to three digits and every chunk is one token ("123456" -> "123", "456"), as Llama 3
 and GPT-4 tokenize numbers, and number embeddings start on a cos/sin helix (below).
-Measured on the built-in task, 1000 SFT steps: 0.74 held-out exact match, against 0.28
-when numbers were spelled digit by digit.
+Measured on the built-in task when its operands went to 20, 1000 SFT steps: 0.74 held-out
+exact match, against 0.28 when numbers were spelled digit by digit.
 
 Built deterministically and offline (fixed seed, fixed vocabulary), saved once in
 Hugging Face format under the cache dir and loaded from there like any local
