@@ -110,7 +110,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.evaluation.task import exact_match
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
-    from llmpost.stages.training import quiet, report_callback, set_seed
+    from llmpost.stages.training import quiet, report_callback, resume_checkpoint, set_seed
 
     set_seed(cfg.seed)
     src = ctx.model(cfg.model)
@@ -140,7 +140,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         processing_class=tokenizer, peft_config=peft_config,
         callbacks=[report_callback(ctx, "dpo")],
     ))
-    output = trainer.train()
+    output = trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
     after = evaluate(trainer.model) if held_out else None
     rewards = implicit_rewards(trainer) if held_out_pairs else None
 
@@ -173,11 +173,12 @@ def build_dpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
     from trl import DPOConfig
 
     from llmpost.stages.trainer_args import build_args
+    from llmpost.stages.training import checkpoint_args
 
     stage_args = dict(
         beta=cfg.beta, loss_type=cfg.loss, loss_weights=cfg.loss_weights, label_smoothing=cfg.label_smoothing,
         max_length=cfg.max_length, precompute_ref_log_probs=cfg.precompute_ref,
-        eval_strategy="no", dataset_num_proc=None,
+        eval_strategy="no", dataset_num_proc=None, **checkpoint_args(),
     )
     if cfg.learning_rate is None and is_tiny:
         stage_args["learning_rate"] = TINY_DPO_LR

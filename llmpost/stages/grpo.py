@@ -107,7 +107,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
     from llmpost.rewards.registry import CombinedReward
-    from llmpost.stages.training import intra_op_threads, quiet, report_callback, set_seed
+    from llmpost.stages.training import intra_op_threads, quiet, report_callback, resume_checkpoint, set_seed
 
     set_seed(cfg.seed)
     check_vllm(cfg)
@@ -137,7 +137,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
             model=model, reward_funcs=reward.trl_functions(), args=args, train_dataset=Dataset.from_list(train),
             processing_class=tokenizer, peft_config=peft_config, callbacks=[report_callback(ctx, "grpo")],
         ))
-        trainer.train()
+        trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
         after = evaluate(trainer.model)
 
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
@@ -158,6 +158,7 @@ def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
 
     from llmpost.rewards.registry import parse_reward_spec
     from llmpost.stages.trainer_args import build_args
+    from llmpost.stages.training import checkpoint_args
 
     return build_args(
         GRPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
@@ -167,7 +168,7 @@ def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
         scale_rewards=cfg.scale_rewards, reward_weights=[parse_reward_spec(s)[1] for s in cfg.rewards],
         use_vllm=cfg.vllm, vllm_mode=cfg.vllm_mode, log_completions=False,
         # GRPOConfig turns checkpointing on by default; llmpost's own default (off) must win.
-        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing, **checkpoint_args(),
     )
 
 

@@ -67,7 +67,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.models.load import load_tokenizer
     from llmpost.models.save import save_model
     from llmpost.rewards.reward_model import preference_report, score_sequences
-    from llmpost.stages.training import quiet, report_callback, set_seed
+    from llmpost.stages.training import quiet, report_callback, resume_checkpoint, set_seed
 
     set_seed(cfg.seed)
     src = ctx.model(cfg.model)
@@ -96,7 +96,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     before = evaluate(model) if held_out else None
     trainer = quiet(ranking_trainer_class()(model=model, args=args, train_dataset=as_dataset(train_rows),
                                                processing_class=tokenizer, callbacks=[report_callback(ctx, "rm")]))
-    runtime = trainer.train().metrics["train_runtime"]
+    runtime = trainer.train(resume_from_checkpoint=resume_checkpoint(ctx)).metrics["train_runtime"]
     after = evaluate(trainer.model) if held_out else None
 
     report = {"accuracy_before": before and before["accuracy"], **(after or {}), "eval_data": eval_ref if after else None}
@@ -114,10 +114,11 @@ def build_rm_args(cfg: Config, ctx: StageContext, is_tiny: bool):
     from trl import RewardConfig
 
     from llmpost.stages.trainer_args import build_args
+    from llmpost.stages.training import checkpoint_args
 
     # max_length is applied by `encode` (whole responses are dropped, never cut).
     return build_args(RewardConfig, cfg, ctx.work_dir, is_tiny=is_tiny, max_length=None, eval_strategy="no",
-                      dataset_num_proc=None)
+                      dataset_num_proc=None, **checkpoint_args())
 
 
 # --- data ------------------------------------------------------------------------------------
