@@ -136,8 +136,8 @@ def test_rm_rejects_non_preference_data_with_a_hint(store):
     assert "fits no preference format" in proc.stderr and "prompt+chosen+rejected" in proc.stderr
 
 
-# The acceptance run: a full-length SFT (1000 steps, held-out exact match ~0.74), then a LoRA reward
-# model of 900 steps (about 4.5 minutes on 2 CPU cores), which reached 0.800 held-out pairwise accuracy.
+# The acceptance run: a full-length SFT (1000 steps of 32), then a LoRA reward model of 900 steps, which
+# reached 0.876 held-out pairwise accuracy on the built-in rankings (0.800 when operands went to 20).
 ACCEPT_RM = ("--lora", "--set", "learning_rate=1e-3", "--set", "max_steps=900")
 
 
