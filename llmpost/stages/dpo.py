@@ -178,7 +178,7 @@ def build_dpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
     stage_args = dict(
         beta=cfg.beta, loss_type=cfg.loss, loss_weights=cfg.loss_weights, label_smoothing=cfg.label_smoothing,
         max_length=cfg.max_length, precompute_ref_log_probs=cfg.precompute_ref,
-        eval_strategy="no", dataset_num_proc=None, **checkpoint_args(),
+        eval_strategy="no", dataset_num_proc=None, **checkpoint_args(cfg.max_steps),
     )
     if cfg.learning_rate is None and is_tiny:
         stage_args["learning_rate"] = TINY_DPO_LR

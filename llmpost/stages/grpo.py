@@ -168,7 +168,7 @@ def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
         scale_rewards=cfg.scale_rewards, reward_weights=[parse_reward_spec(s)[1] for s in cfg.rewards],
         use_vllm=cfg.vllm, vllm_mode=cfg.vllm_mode, log_completions=False,
         # GRPOConfig turns checkpointing on by default; llmpost's own default (off) must win.
-        activation_checkpointing=cfg.gradient_checkpointing, **checkpoint_args(),
+        activation_checkpointing=cfg.gradient_checkpointing, **checkpoint_args(cfg.max_steps),
     )
 
 

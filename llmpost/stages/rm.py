@@ -118,7 +118,7 @@ def build_rm_args(cfg: Config, ctx: StageContext, is_tiny: bool):
 
     # max_length is applied by `encode` (whole responses are dropped, never cut).
     return build_args(RewardConfig, cfg, ctx.work_dir, is_tiny=is_tiny, max_length=None, eval_strategy="no",
-                      dataset_num_proc=None, **checkpoint_args())
+                      dataset_num_proc=None, **checkpoint_args(cfg.max_steps))
 
 
 # --- data ------------------------------------------------------------------------------------

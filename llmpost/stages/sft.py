@@ -94,5 +94,5 @@ def build_sft_args(cfg: Config, ctx: StageContext, is_tiny: bool):
     return build_args(
         SFTConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
         max_length=cfg.max_length, packing=cfg.packing, completion_only_loss=cfg.completion_only_loss,
-        eval_strategy="no", dataset_num_proc=None, **checkpoint_args(),
+        eval_strategy="no", dataset_num_proc=None, **checkpoint_args(cfg.max_steps),
     )

@@ -54,14 +54,20 @@ def quiet(trainer):
     return trainer
 
 
-# A resumable checkpoint every 10% of training (transformers reads a save_steps below 1 as a
-# ratio of the total steps); one is kept. `trainer: {save_strategy: "no"}` turns it off.
-CHECKPOINTING = {"save_strategy": "steps", "save_steps": 0.1, "save_total_limit": 1}
+# A resumable checkpoint every 10% of training, but never more often than every 10 steps: a run of
+# a few steps is cheaper to redo than to checkpoint. One is kept. `trainer: {save_strategy: "no"}`
+# turns it off.
+MIN_CHECKPOINT_INTERVAL = 10
 
 
-def checkpoint_args() -> dict:
-    """Trainer arguments that keep a resumable checkpoint in the stage's work dir (pass to build_args)."""
-    return dict(CHECKPOINTING)
+def checkpoint_args(max_steps: int) -> dict:
+    """Trainer arguments that keep a resumable checkpoint in the stage's work dir (pass to build_args).
+
+    With `max_steps` unset (<= 0, training by epochs), save_steps 0.1 is a ratio of the total
+    steps, as transformers reads a value below 1.
+    """
+    every = max(MIN_CHECKPOINT_INTERVAL, max_steps // 10) if max_steps > 0 else 0.1
+    return {"save_strategy": "steps", "save_steps": every, "save_total_limit": 1}
 
 
 def resume_checkpoint(ctx: StageContext) -> str | None:
