@@ -173,12 +173,11 @@ def build_dpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
     from trl import DPOConfig
 
     from llmpost.stages.trainer_args import build_args
-    from llmpost.stages.training import checkpoint_args
 
     stage_args = dict(
         beta=cfg.beta, loss_type=cfg.loss, loss_weights=cfg.loss_weights, label_smoothing=cfg.label_smoothing,
         max_length=cfg.max_length, precompute_ref_log_probs=cfg.precompute_ref,
-        eval_strategy="no", dataset_num_proc=None, **checkpoint_args(cfg.max_steps),
+        eval_strategy="no", dataset_num_proc=None,
     )
     if cfg.learning_rate is None and is_tiny:
         stage_args["learning_rate"] = TINY_DPO_LR

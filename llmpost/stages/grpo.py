@@ -158,7 +158,6 @@ def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
 
     from llmpost.rewards.registry import parse_reward_spec
     from llmpost.stages.trainer_args import build_args
-    from llmpost.stages.training import checkpoint_args
 
     return build_args(
         GRPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
@@ -168,7 +167,7 @@ def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
         scale_rewards=cfg.scale_rewards, reward_weights=[parse_reward_spec(s)[1] for s in cfg.rewards],
         use_vllm=cfg.vllm, vllm_mode=cfg.vllm_mode, log_completions=False,
         # GRPOConfig turns checkpointing on by default; llmpost's own default (off) must win.
-        activation_checkpointing=cfg.gradient_checkpointing, **checkpoint_args(cfg.max_steps),
+        activation_checkpointing=cfg.gradient_checkpointing,
     )
 
 

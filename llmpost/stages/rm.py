@@ -114,11 +114,10 @@ def build_rm_args(cfg: Config, ctx: StageContext, is_tiny: bool):
     from trl import RewardConfig
 
     from llmpost.stages.trainer_args import build_args
-    from llmpost.stages.training import checkpoint_args
 
     # max_length is applied by `encode` (whole responses are dropped, never cut).
     return build_args(RewardConfig, cfg, ctx.work_dir, is_tiny=is_tiny, max_length=None, eval_strategy="no",
-                      dataset_num_proc=None, **checkpoint_args(cfg.max_steps))
+                      dataset_num_proc=None)
 
 
 # --- data ------------------------------------------------------------------------------------

@@ -89,10 +89,9 @@ def build_sft_args(cfg: Config, ctx: StageContext, is_tiny: bool):
     from trl import SFTConfig
 
     from llmpost.stages.trainer_args import build_args
-    from llmpost.stages.training import checkpoint_args
 
     return build_args(
         SFTConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
         max_length=cfg.max_length, packing=cfg.packing, completion_only_loss=cfg.completion_only_loss,
-        eval_strategy="no", dataset_num_proc=None, **checkpoint_args(cfg.max_steps),
+        eval_strategy="no", dataset_num_proc=None,
     )

@@ -45,6 +45,8 @@ def build_args(args_cls: type, cfg: TrainConfig, work_dir: Path, *, is_tiny: boo
     """`args_cls(...)` from the shared keys, the stage's own `stage_args`, then `cfg.trainer`."""
     import torch
 
+    from llmpost.stages.training import checkpoint_args
+
     check_trainer_keys(args_cls, cfg.trainer)
     bf16 = cfg.bf16 if cfg.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     common: dict[str, Any] = dict(
@@ -59,7 +61,7 @@ def build_args(args_cls: type, cfg: TrainConfig, work_dir: Path, *, is_tiny: boo
         lr_scheduler_type="cosine",
         weight_decay=0.0,
         logging_steps=cfg.logging_steps,
-        save_strategy="no",
+        **checkpoint_args(cfg.max_steps),  # resumable; `trainer: {save_strategy: "no"}` turns it off
         report_to="none",
         seed=cfg.seed,
         data_seed=cfg.seed,
