@@ -171,7 +171,7 @@ def pair_rows(split: str) -> list[dict]:
 
 
 def judge_rows(split: str) -> list[dict]:
-    """Judge training data: which of two answers is correct, each pair asked in both orders.
+    """Judge training data: which of two answers is correct, the correct one on a random side.
 
     The judge works the sum out, checks each answer against it, then names a side:
 
@@ -184,26 +184,18 @@ def judge_rows(split: str) -> list[dict]:
     taught only "sum, then letter" computed the sum right and still named one side whatever
     it read: finding which answer holds that number, across the prompt, in one token, was
     beyond it. Checked line by line, each step is a copy or a comparison of adjacent numbers.
-
-    Every pair comes twice, the correct answer first in one row and second in the other
-    (swap augmentation, as JudgeLM trains its judges), so no side is ever the likelier one.
-    Measured with 1000 judge steps at lr 1e-3 from the quickstart's SFT: 0.715 agreement with
-    the truth on held-out pairs, against 0.69 with each pair once.
     """
     rng = random.Random(SEEDS[split] + 3)
     rows = []
     for p in problems(split):
-        right = (p["result"], answer_for(p, p["result"]))
         wrong = rng.choice(wrong_answers(p, rng))
-        rows += [judge_row(p, right, wrong), judge_row(p, wrong, right)]
-    rng.shuffle(rows)
+        correct_first = rng.random() < 0.5
+        right = (p["result"], answer_for(p, p["result"]))
+        (result_a, a), (result_b, b) = (right, wrong) if correct_first else (wrong, right)
+        results = (result_a, result_b)
+        prompt = JUDGE_TEMPLATE.format(question=p["question"], a=a, b=b)
+        checks = [f"{side} {r} {'yes' if r == p['result'] else 'no'}" for side, r in zip("AB", results, strict=True)]
+        work = f"{p['a']}{p['op']}{p['b']}={p['result']}"
+        reply = "\n".join([work, *checks, "A" if correct_first else "B"])
+        rows.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]})
     return rows
-
-
-def judge_row(p: dict, first: tuple[int, str], second: tuple[int, str]) -> dict:
-    """One judge conversation: `first` and `second` are (result, answer) shown as A and B."""
-    prompt = JUDGE_TEMPLATE.format(question=p["question"], a=first[1], b=second[1])
-    work = f"{p['a']}{p['op']}{p['b']}={p['result']}"
-    checks = [f"{side} {r} {'yes' if r == p['result'] else 'no'}" for side, (r, _) in zip("AB", (first, second), strict=True)]
-    verdict = "A" if first[0] == p["result"] else "B"
-    return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": "\n".join([work, *checks, verdict])}]}

@@ -60,25 +60,11 @@ def test_pairs_and_judge_rows_are_consistent():
         assert is_correct(row["chosen"], row["answer"]) and not is_correct(row["rejected"], row["answer"])
     replies = [r["messages"][1]["content"].splitlines() for r in load_builtin("arith-judge", "train")]
     verdicts = [lines[-1] for lines in replies]
-    assert verdicts.count("A") == verdicts.count("B") == len(verdicts) // 2
+    assert set(verdicts) == {"A", "B"} and 0.4 < verdicts.count("A") / len(verdicts) < 0.6
     for work, check_a, check_b, verdict in replies:  # the sum, a check of each answer, the side that holds the sum
         result = work.split("=")[1]
         right = [line[0] for line in (check_a, check_b) if line.endswith("yes")]
         assert right == [verdict] and f"{verdict} {result} yes" in (check_a, check_b)
-
-
-def test_judge_rows_ask_every_pair_in_both_orders():
-    """Swap augmentation: each question's two answers appear once as A/B and once as B/A."""
-    rows = load_builtin("arith-judge", "test")
-    sides = {}
-    for row in rows:
-        prompt = row["messages"][0]["content"]
-        question, rest = prompt.split("\nAnswer A: ")
-        a, b = rest.split("\nWhich answer")[0].split("\nAnswer B: ")
-        sides.setdefault(question, []).append((a, b, row["messages"][1]["content"][-1]))
-    assert len(sides) == len(rows) // 2 == 200
-    for (a1, b1, verdict1), (a2, b2, verdict2) in sides.values():
-        assert (a1, b1) == (b2, a2) and {verdict1, verdict2} == {"A", "B"}
 
 
 def test_answer_extraction_formats():
