@@ -24,8 +24,10 @@ quickstart: install
 	$(BIN)/llmpost run recipes/quickstart.yaml
 
 ## The test suite (< 15 min on 2 CPU cores); slow acceptance runs are in test-slow.
+## Test files run in parallel, one per core (at most 4): most of a test is a CLI process
+## importing torch/transformers on one core, and a tiny model gains little from a second.
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile
 
 test-slow: install
 	$(BIN)/pytest -q -m slow

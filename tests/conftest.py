@@ -16,6 +16,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `make test` runs one test file per core; a CLI process taking two threads on a core another
+# worker is using makes both wait on each other (the tiny model's matrices are too small to split).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Steps for the shared SFT artifact: enough that the tiny model answers in the task's
 # format (so preference/RL stages have something to improve), cheap enough for `make test`.

@@ -11,10 +11,10 @@ from rich.table import Table
 
 from llmpost.config.resolve import load_yaml, parse_sets, resolve, to_yaml
 
-console = Console(stderr=True)  # progress and chatter
-# The outcome: stdout, so scripts can read it. Piped or in a CI log there is no terminal width
-# to follow, and rich's default of 80 columns squeezes the summary tables into unreadable stubs.
-results = Console(width=None if sys.stdout.isatty() else 160)
+# Piped or in a CI log there is no terminal width to follow, and rich's default of 80 columns
+# squeezes tables (a run's plan, its summary) into unreadable stubs.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # progress and chatter
+results = Console(width=None if sys.stdout.isatty() else 160)  # the outcome: stdout, so scripts can read it
 
 
 def flags_to_layer(flags: dict[str, Any]) -> dict[str, Any]:
