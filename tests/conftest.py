@@ -5,8 +5,10 @@ Tests run offline against the real tiny model; nothing here mocks the thing unde
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,16 +49,52 @@ def store(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
+ALL_CORES = {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}
+SFT_SEED_ENV = "LLMPOST_TEST_SFT_SEED"
+
+
+def shared_tmp(tmp_path_factory) -> Path:
+    """A temp dir every test worker of this session sees (pytest-xdist gives each worker its own basetemp)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def build_once(directory: Path, build) -> Path:
+    """`directory`, made by `build(directory)` unless another test worker already made it.
+
+    `make test` runs one test file per core. A fixture that trains a model is built once, on
+    every core, while the other workers wait, instead of once per worker on one core each.
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.with_name(directory.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = directory.with_name(directory.name + ".built")
+        if not built.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            build(directory)
+            built.touch()
+    return directory
+
+
+def copy_store(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)  # `latest` links are relative
+    return target
+
+
 @pytest.fixture(scope="session")
 def sft_store(tmp_path_factory) -> Path:
     """A store holding `sft`: the tiny model after a short SFT on the built-in task (built once per session).
 
-    Stage tests start from it by ref (`--model sft`) and write their own names next to it.
+    Stage tests start from it by ref (`--model sft`) and write their own names next to it; each
+    test worker has its own copy of the store, so their writes never meet.
     """
-    root = tmp_path_factory.mktemp("sft-store")
-    ok(run_cli("sft", "--out", "sft", "--batch-size", "32", "--set", f"max_steps={SFT_FIXTURE_STEPS}",
-               "--set", "eval.max_samples=100", "--set", "loss_data=null", store=root))
-    return root
+    def train(store: Path) -> None:
+        ok(run_cli("sft", "--out", "sft", "--batch-size", "32", "--set", f"max_steps={SFT_FIXTURE_STEPS}",
+                   "--set", "eval.max_samples=100", "--set", "loss_data=null", store=store, env=ALL_CORES))
+
+    seed = build_once(shared_tmp(tmp_path_factory) / "sft-seed", train)
+    os.environ[SFT_SEED_ENV] = str(seed)  # for fixtures built on top of it (integration/judge_setup.py)
+    return copy_store(seed, tmp_path_factory.mktemp("sft-store"))
 
 
 QUICKSTART = Path(__file__).parents[1] / "recipes" / "quickstart.yaml"

@@ -8,18 +8,20 @@ trains quickly, so this one learns an easier skill in the same prompt format
 the well-formed one. Garbled answers are what a policy sampled at a high
 temperature writes, so the judge has real preferences between such samples.
 
-`with_tiny_judge(store)` trains it once per session into the shared `sft_store`
-(as `tiny-judge`, starting from the `sft` model there), whichever test asks first.
+`with_tiny_judge(store)` trains it once per session, whichever test (or test worker) asks
+first, on a copy of the `sft_store` seed, and copies it into `store` as `tiny-judge`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import string
 from pathlib import Path
 
-from conftest import ok, run_cli
+from conftest import ALL_CORES, SFT_SEED_ENV, build_once, copy_store, ok, run_cli
 
 from llmpost.data.builtin import JUDGE_TEMPLATE, load_builtin
 
@@ -63,11 +65,17 @@ def garbled_pairs(store: Path, n: int = 12) -> Path:
 
 
 def with_tiny_judge(store: Path) -> Path:
-    """`store` holding `tiny-judge` (trained now unless an earlier test did)."""
+    """`store` (the `sft_store`) holding `tiny-judge`, trained once per session on a copy of its seed."""
     if not (store / JUDGE / "latest").exists():
-        data = write_jsonl(store.parent / "format-judge.jsonl",
-                           [{"messages": r["messages"]} for r in format_judge_rows("train", 3000)])
-        ok(run_cli("sft", "--model", "sft", "--data", str(data), "--out", JUDGE, "--batch-size", "16",
-                   "--set", f"max_steps={JUDGE_STEPS}", "--set", "eval.enabled=false", "--set", "loss_data=null",
-                   store=store))
+        seed = Path(os.environ[SFT_SEED_ENV])
+        judged = build_once(seed.with_name("tiny-judge-seed"), lambda target: train_judge(copy_store(seed, target)))
+        shutil.copytree(judged / JUDGE, store / JUDGE, symlinks=True)
     return store
+
+
+def train_judge(store: Path) -> None:
+    data = write_jsonl(store.parent / "format-judge.jsonl",
+                       [{"messages": r["messages"]} for r in format_judge_rows("train", 3000)])
+    ok(run_cli("sft", "--model", "sft", "--data", str(data), "--out", JUDGE, "--batch-size", "16",
+               "--set", f"max_steps={JUDGE_STEPS}", "--set", "eval.enabled=false", "--set", "loss_data=null",
+               store=store, env=ALL_CORES))
