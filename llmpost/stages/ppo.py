@@ -134,7 +134,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.rl.policy import load_policy, save_policy
     from llmpost.rl.trainer import PPOTrainer
     from llmpost.rl.vllm_rollout import check_vllm
-    from llmpost.stages.training import MIN_CHECKPOINT_INTERVAL, intra_op_threads, set_seed
+    from llmpost.stages.training import checkpoint_interval, intra_op_threads, set_seed
 
     set_seed(cfg.seed)
     check_vllm(cfg)
@@ -174,7 +174,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         with StepReporter(ctx, trainer.steps, cfg.logging_steps, enabled=is_main) as reporter:
             # A checkpoint every 10% of the steps (at least 10 apart); a rerun of the same config resumes from it.
             history = trainer.train(on_step=reporter.step, checkpoint_dir=ctx.work_dir,
-                                    checkpoint_every=max(MIN_CHECKPOINT_INTERVAL, trainer.steps // 10))
+                                    checkpoint_every=checkpoint_interval(trainer.steps))
         after = evaluate()
 
     if is_main:

@@ -60,13 +60,18 @@ def quiet(trainer):
 MIN_CHECKPOINT_INTERVAL = 10
 
 
+def checkpoint_interval(steps: int) -> int:
+    """Steps between resumable checkpoints in a run of `steps` steps."""
+    return max(MIN_CHECKPOINT_INTERVAL, steps // 10)
+
+
 def checkpoint_args(max_steps: int) -> dict:
     """Trainer arguments that keep a resumable checkpoint in the stage's work dir (pass to build_args).
 
     With `max_steps` unset (<= 0, training by epochs), save_steps 0.1 is a ratio of the total
     steps, as transformers reads a value below 1.
     """
-    every = max(MIN_CHECKPOINT_INTERVAL, max_steps // 10) if max_steps > 0 else 0.1
+    every = checkpoint_interval(max_steps) if max_steps > 0 else 0.1
     return {"save_strategy": "steps", "save_steps": every, "save_total_limit": 1}
 
 
