@@ -76,8 +76,9 @@ def build_once(directory: Path, build) -> Path:
     return directory
 
 
-def copy_store(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)  # `latest` links are relative
+def copy_tree(source: Path, target: Path) -> Path:
+    """A copy of a store, or of one artifact name in it, that works where it lands (`latest` links are relative)."""
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
     return target
 
 
@@ -94,7 +95,7 @@ def sft_store(tmp_path_factory) -> Path:
 
     seed = build_once(shared_tmp(tmp_path_factory) / "sft-seed", train)
     os.environ[SFT_SEED_ENV] = str(seed)  # for fixtures built on top of it (integration/judge_setup.py)
-    return copy_store(seed, tmp_path_factory.mktemp("sft-store"))
+    return copy_tree(seed, tmp_path_factory.mktemp("sft-store"))
 
 
 QUICKSTART = Path(__file__).parents[1] / "recipes" / "quickstart.yaml"

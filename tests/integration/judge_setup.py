@@ -17,11 +17,10 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import string
 from pathlib import Path
 
-from conftest import ALL_CORES, SFT_SEED_ENV, build_once, copy_store, ok, run_cli
+from conftest import ALL_CORES, SFT_SEED_ENV, build_once, copy_tree, ok, run_cli
 
 from llmpost.data.builtin import JUDGE_TEMPLATE, load_builtin
 
@@ -68,8 +67,8 @@ def with_tiny_judge(store: Path) -> Path:
     """`store` (the `sft_store`) holding `tiny-judge`, trained once per session on a copy of its seed."""
     if not (store / JUDGE / "latest").exists():
         seed = Path(os.environ[SFT_SEED_ENV])
-        judged = build_once(seed.with_name("tiny-judge-seed"), lambda target: train_judge(copy_store(seed, target)))
-        shutil.copytree(judged / JUDGE, store / JUDGE, symlinks=True)
+        judged = build_once(seed.with_name("tiny-judge-seed"), lambda target: train_judge(copy_tree(seed, target)))
+        copy_tree(judged / JUDGE, store / JUDGE)
     return store
 
 
