@@ -173,17 +173,21 @@ def pair_rows(split: str) -> list[dict]:
 def judge_rows(split: str) -> list[dict]:
     """Judge training data: which of two answers is correct, the correct one on a random side.
 
-    The judge works the sum out, checks each answer against it, then names a side:
+    The judge works the sum out, checks each answer against it by subtraction, then names
+    a side:
 
-        18+17=35
-        A 36 no
-        B 35 yes
+        12+9=21
+        A 20-21=-1 no
+        B 21-21=0 yes
         B
 
     LLM judges are asked to reason before their verdict for the same reason. A tiny judge
     taught only "sum, then letter" computed the sum right and still named one side whatever
     it read: finding which answer holds that number, across the prompt, in one token, was
-    beyond it. Checked line by line, each step is a copy or a comparison of adjacent numbers.
+    beyond it. Checked line by line, each step is a copy, a subtraction or a zero test.
+    The subtraction is there because the tiny model sees numbers by their size: asked
+    "21 yes/no" against the sum directly, it said "no" to the right answer and "yes" to
+    one 1 or 2 off it, while it subtracts as exactly as it adds.
     """
     rng = random.Random(SEEDS[split] + 3)
     rows = []
@@ -194,7 +198,8 @@ def judge_rows(split: str) -> list[dict]:
         (result_a, a), (result_b, b) = (right, wrong) if correct_first else (wrong, right)
         results = (result_a, result_b)
         prompt = JUDGE_TEMPLATE.format(question=p["question"], a=a, b=b)
-        checks = [f"{side} {r} {'yes' if r == p['result'] else 'no'}" for side, r in zip("AB", results, strict=True)]
+        checks = [f"{side} {r}-{p['result']}={r - p['result']} {'yes' if r == p['result'] else 'no'}"
+                  for side, r in zip("AB", results, strict=True)]
         work = f"{p['a']}{p['op']}{p['b']}={p['result']}"
         reply = "\n".join([work, *checks, "A" if correct_first else "B"])
         rows.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]})

@@ -13,15 +13,12 @@ from __future__ import annotations
 import pytest
 from conftest import QUICKSTART, eval_report, ok, run_cli
 
-# The quickstart's judge model, trained longer and at a lower learning rate than tiny's 3e-3: in the
-# same 16-row steps, lr 1e-3 judged better (500 steps: 0.565 against 0.535; 1000 steps: 0.69).
-JUDGE_STEPS, JUDGE_LR = 1000, 1e-3
+# The quickstart's judge model, trained longer and at a lower learning rate than tiny's 3e-3. Measured on
+# an SFT like the quickstart's, 2000 steps of 16 rows at lr 1e-3: 0.95 agreement with seed 0, 0.895 with seed 1.
+JUDGE_STEPS, JUDGE_LR = 2000, 1e-3
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="open acceptance target, not a regression: after 1000 steps at lr 1e-3 the tiny judge "
-                          "agreed with the truth on 0.69 of held-out pairs (position consistency 0.74); at 3e-3, "
-                          "0.535 after 500 steps and 0.57 after 1500", strict=False)
 def test_tiny_judge_agrees_with_the_truth_on_75_percent_of_held_out_pairs(quickstart_store):
     longer = ("--set", f"stages.judge-model.max_steps={JUDGE_STEPS}", "--set", f"stages.judge-model.learning_rate={JUDGE_LR}",
               "--set", "stages.judge-model.out=judge-model")

@@ -62,9 +62,15 @@ def test_pairs_and_judge_rows_are_consistent():
     verdicts = [lines[-1] for lines in replies]
     assert set(verdicts) == {"A", "B"} and 0.4 < verdicts.count("A") / len(verdicts) < 0.6
     for work, check_a, check_b, verdict in replies:  # the sum, a check of each answer, the side that holds the sum
-        result = work.split("=")[1]
+        result = int(work.split("=")[1])
+        for check in (check_a, check_b):  # "A 20-21=-1 no": the answer's number less the sum, zero or not
+            side, subtraction, said = check.split(" ")
+            given, difference = subtraction.split("=")
+            number, subtracted = given.split("-")
+            assert int(subtracted) == result and int(number) - result == int(difference)
+            assert said == ("yes" if int(difference) == 0 else "no")
         right = [line[0] for line in (check_a, check_b) if line.endswith("yes")]
-        assert right == [verdict] and f"{verdict} {result} yes" in (check_a, check_b)
+        assert right == [verdict] and f"{verdict} {result}-{result}=0 yes" in (check_a, check_b)
 
 
 def test_answer_extraction_formats():
