@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
         help="RLAIF: sample N responses per prompt, have an LLM judge compare every pair in both orders, "
              "and write a preference dataset (rankings or pairs) that `llmpost rm` and `llmpost dpo` take by ref. "
              f"{PRECEDENCE}",
-        epilog="Example: llmpost sft --data builtin:arith-judge --out judge-model --batch-size 32 --set max_steps=1500 "
+        epilog="Example: llmpost sft --model sft --data builtin:arith-judge --out judge-model --batch-size 16 "
+               "--set max_steps=2000 --set learning_rate=1e-3 "
                "--set eval.enabled=false && llmpost judge --policy sft --prompts builtin:arith-prompts:train "
                "--judge judge-model --samples 4 --max-prompts 200 --out prefs",
     )
