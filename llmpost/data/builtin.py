@@ -185,9 +185,10 @@ def judge_rows(split: str) -> list[dict]:
     taught only "sum, then letter" computed the sum right and still named one side whatever
     it read: finding which answer holds that number, across the prompt, in one token, was
     beyond it. Checked line by line, each step is a copy, a subtraction or a zero test.
-    The subtraction is there because the tiny model sees numbers by their size: asked
-    "21 yes/no" against the sum directly, it said "no" to the right answer and "yes" to
-    one 1 or 2 off it, while it subtracts as exactly as it adds.
+    The subtraction is there because the tiny model sees numbers by their size: asked for
+    "21 yes/no" against the sum directly, it said "no" to right answers and "yes" to ones
+    1 or 2 off. Judges trained 2000 steps at lr 1e-3 agreed with the truth on 0.95 and 0.895
+    of held-out pairs with the subtraction (seeds 0 and 1), 0.675 and 0.855 without it.
     """
     rng = random.Random(SEEDS[split] + 3)
     rows = []
