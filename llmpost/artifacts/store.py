@@ -100,11 +100,6 @@ class Artifact:
         """Where a training stage keeps the model (Hugging Face format)."""
         return self.path / "model"
 
-    @property
-    def data_dir(self) -> Path:
-        """Where a data-producing stage (judge) keeps its dataset."""
-        return self.path / "data"
-
     def as_parent(self) -> dict[str, str]:
         """The entry a child puts in its manifest's `parents` list."""
         return {"id": self.id, "ref": self.ref, "manifest_sha256": self.manifest_sha256}

@@ -1,4 +1,4 @@
-"""`llmpost plan STAGE|RECIPE --gpu-memory 24GB`: will it fit, and which knob to turn if not (llmpost.plan)."""
+"""`llmpost plan STAGE|RECIPE --gpu-memory 24GB`: will it fit, and which knob to turn if not (llmpost.memplan)."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def register(app: typer.Typer) -> None:
     ):
         from llmpost.artifacts.store import Store
         from llmpost.errors import ConfigError
-        from llmpost.plan.planner import is_recipe, plan_config, plan_recipe
-        from llmpost.plan.report import parse_size, render, to_dict
+        from llmpost.memplan.planner import is_recipe, plan_config, plan_recipe
+        from llmpost.memplan.report import parse_size, render, to_dict
 
         if device not in ("cuda", "cpu"):
             raise ConfigError([f"--device {device!r}: choose cuda or cpu"])

@@ -28,7 +28,7 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override 
 PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")]
 StoreOpt = Annotated[str | None, typer.Option("--store", envvar="LLMPOST_STORE", help="Artifact store directory (default ./artifacts).")]
 
-# Scaling out: re-run the command on several processes (see llmpost/launch/).
+# Scaling out: re-run the command on several processes (see llmpost/pipeline/launch/).
 LAUNCH_PANEL = "Multi-process (DDP / DeepSpeed / FSDP)"
 LauncherOpt = Annotated[str | None, typer.Option("--launcher", rich_help_panel=LAUNCH_PANEL, help="Re-run this command under 'torchrun' or 'accelerate' (launch); only rank 0 writes the artifact.")]
 NumProcessesOpt = Annotated[int | None, typer.Option("--num-processes", min=1, rich_help_panel=LAUNCH_PANEL, help="Processes for --launcher: one per GPU; on CPU, DDP over gloo.")]

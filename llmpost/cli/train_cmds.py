@@ -41,12 +41,12 @@ def launch_flags(launcher, num_processes, deepspeed, fsdp) -> dict:
 
 def run_training_command(stage: str, *, launch: dict, flags: dict, config_file, sets, print_config: bool,
                          store: str | None) -> None:
-    """`run_stage_command`, or with --launcher the same stage re-run on N processes (llmpost.launch)."""
+    """`run_stage_command`, or with --launcher the same stage re-run on N processes (llmpost.pipeline.launch)."""
     import os
     import sys
 
-    from llmpost.launch.ranks import is_main_process
-    from llmpost.launch.settings import launch_settings
+    from llmpost.pipeline.launch.settings import launch_settings
+    from llmpost.ranks import is_main_process
 
     settings = launch_settings(launch, source="launcher flags")
     if not settings.active or print_config:
@@ -56,7 +56,7 @@ def run_training_command(stage: str, *, launch: dict, flags: dict, config_file, 
                           store=store)
         return
     from llmpost.artifacts.store import Store
-    from llmpost.launch.relaunch import launch_stage
+    from llmpost.pipeline.launch.relaunch import launch_stage
 
     cfg = resolve_stage_config(stage, flags=flags, config_file=config_file, sets=sets)
     launch_stage(stage, cfg, Store.default(store), settings, console=console)  # rank 0 prints the outcome

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from llmpost.evaluation.answers import extract_answer, is_correct
 from llmpost.evaluation.generation import generate
-from llmpost.rewards.answers import extract_answer, is_correct
 
 
 def exact_match(model, tokenizer, rows: list[dict], *, max_new_tokens: int = 32, batch_size: int = 64,

@@ -20,8 +20,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from llmpost.data.preferences import dense_ranks
-from llmpost.judges.compare import KINDS, Judgment, Outcome
-from llmpost.rewards.answers import is_correct
+from llmpost.evaluation.answers import is_correct
+from llmpost.judges.compare import KINDS, Judgment, PairVerdict
 
 OUTPUTS = ("rankings", "pairs")
 
@@ -35,7 +35,7 @@ class Group:
     answer: str | None = None
 
 
-def copeland_scores(n: int, outcomes: list[Outcome]) -> list[float]:
+def copeland_scores(n: int, outcomes: list[PairVerdict]) -> list[float]:
     """Wins minus losses of each of `n` responses over the outcomes of one group."""
     scores = [0.0] * n
     for o in outcomes:
@@ -46,14 +46,14 @@ def copeland_scores(n: int, outcomes: list[Outcome]) -> list[float]:
     return scores
 
 
-def by_group(outcomes: list[Outcome]) -> dict[int, list[Outcome]]:
-    grouped: dict[int, list[Outcome]] = {}
+def by_group(outcomes: list[PairVerdict]) -> dict[int, list[PairVerdict]]:
+    grouped: dict[int, list[PairVerdict]] = {}
     for o in outcomes:
         grouped.setdefault(o.group, []).append(o)
     return grouped
 
 
-def preference_rows(groups: list[Group], outcomes: list[Outcome], output: str = "rankings") -> list[list[dict]]:
+def preference_rows(groups: list[Group], outcomes: list[PairVerdict], output: str = "rankings") -> list[list[dict]]:
     """Rows per group (so a split keeps a prompt's rows together); empty for groups with no preference."""
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -89,7 +89,7 @@ def split_groups(rows: list[list[dict]], test_fraction: float, seed: int) -> tup
     return train, test
 
 
-def summarize(groups: list[Group], outcomes: list[Outcome], judgments: list[Judgment]) -> dict:
+def summarize(groups: list[Group], outcomes: list[PairVerdict], judgments: list[Judgment]) -> dict:
     """The judging report: consistency, ties, parse and request failures, agreement with ground truth."""
     kinds = Counter(o.kind for o in outcomes)
     asked = [o for o in outcomes if o.kind != "identical"]
@@ -115,7 +115,7 @@ def summarize(groups: list[Group], outcomes: list[Outcome], judgments: list[Judg
     }
 
 
-def ground_truth_agreement(groups: list[Group], outcomes: list[Outcome]) -> dict | None:
+def ground_truth_agreement(groups: list[Group], outcomes: list[PairVerdict]) -> dict | None:
     """How often the judge picked the correct response, over pairs with exactly one correct response."""
     correct: dict[tuple[int, int], bool] = {}
     for g, group in enumerate(groups):

@@ -1,7 +1,7 @@
 """The judge a stage or a reward talks to: a backend behind the judgment cache, with token accounting.
 
-A backend (local.py, http.py) has a `name`, an `identity()` for cache keys and
-`complete(conversations) -> [Reply]`. `Judge.ask()` serves what it can from the
+A backend (local.py, http.py) is a `reply.Backend`: a `name`, an `identity()` for
+cache keys and `complete(conversations) -> [Reply]`. `Judge.ask()` serves what it can from the
 cache, sends the rest to the backend, and counts requests, cache hits, failures
 and tokens for the report.
 """
@@ -12,23 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from llmpost.judges.cache import CachedReply, JudgmentCache, judgment_key
+from llmpost.judges.reply import Backend, Reply
 from llmpost.judges.settings import JudgeSettings
 
 CHUNK = 256  # requests per round trip to the backend, so progress moves and the cache fills as we go
-
-
-@dataclass
-class Reply:
-    """A judge's reply to one request; `text` is None when the request failed after every retry."""
-
-    text: str | None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    error: str | None = None
-    cached: bool = False
 
 
 @dataclass
@@ -48,16 +37,6 @@ class Usage:
         out["seconds"] = round(self.seconds, 2)
         out["total_tokens"] = self.prompt_tokens + self.completion_tokens
         return out
-
-
-class Backend(Protocol):
-    name: str
-
-    def identity(self) -> dict:
-        """What makes two replies interchangeable: the model and generation settings, never secrets."""
-
-    def complete(self, conversations: list[list[dict]]) -> list[Reply]:
-        """One reply per conversation, in order."""
 
 
 @dataclass

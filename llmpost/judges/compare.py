@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmpost.judges.backend import Judge, Reply
+from llmpost.judges.backend import Judge
 from llmpost.judges.prompts import TIE, pairwise_messages, parse_verdict
+from llmpost.judges.reply import Reply
 
 KINDS = ("consistent", "tie", "inconsistent", "unparsed", "failed", "identical")
 
@@ -59,7 +60,7 @@ class Judgment:
 
 
 @dataclass
-class Outcome:
+class PairVerdict:
     """A pair after both orders: `winner` is i, j or None (a tie of any kind); `kind` says why."""
 
     group: int
@@ -69,22 +70,22 @@ class Outcome:
     kind: str
 
 
-def combine(task: PairTask, forward: Judgment | None, backward: Judgment | None) -> Outcome:
+def combine(task: PairTask, forward: Judgment | None, backward: Judgment | None) -> PairVerdict:
     """One outcome from the A/B (`forward`: i first) and B/A (`backward`: j first) verdicts."""
     if forward is None or backward is None:
-        return Outcome(task.group, task.i, task.j, None, "identical")
+        return PairVerdict(task.group, task.i, task.j, None, "identical")
     if forward.error or backward.error:
-        return Outcome(task.group, task.i, task.j, None, "failed")
+        return PairVerdict(task.group, task.i, task.j, None, "failed")
     first, second = forward.winner, backward.winner
     if first is None or second is None:
-        return Outcome(task.group, task.i, task.j, None, "unparsed")
+        return PairVerdict(task.group, task.i, task.j, None, "unparsed")
     if first == second:
-        return Outcome(task.group, task.i, task.j, None if first == TIE else first, "tie" if first == TIE else "consistent")
-    return Outcome(task.group, task.i, task.j, None, "inconsistent")
+        return PairVerdict(task.group, task.i, task.j, None if first == TIE else first, "tie" if first == TIE else "consistent")
+    return PairVerdict(task.group, task.i, task.j, None, "inconsistent")
 
 
 def judge_pairs(judge: Judge, settings, tasks: list[PairTask],
-                progress: Callable[[int], None] | None = None) -> tuple[list[Outcome], list[Judgment]]:
+                progress: Callable[[int], None] | None = None) -> tuple[list[PairVerdict], list[Judgment]]:
     """Ask every pair in both orders; return one outcome per task and every judgment made."""
     asked = [t for t in tasks if t.text_i != t.text_j]
     conversations = []

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPException
 
 from llmpost.errors import ConfigError, ModelError
-from llmpost.judges.backend import Reply
+from llmpost.judges.reply import Reply
 from llmpost.judges.settings import JudgeSettings, redact_url
 
 RETRIED_STATUS = {408, 409, 429, 500, 502, 503, 504}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from llmpost.judges.backend import Reply
+from llmpost.judges.reply import Reply
 from llmpost.judges.settings import JudgeSettings
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")

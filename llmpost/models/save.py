@@ -22,7 +22,3 @@ def save_model(model, tokenizer, out: Path, src) -> None:
         if src.revision:
             cfg["revision"] = src.revision
         adapter_cfg.write_text(json.dumps(cfg, indent=2))
-
-
-def is_adapter(model_dir: Path) -> bool:
-    return (Path(model_dir) / "adapter_config.json").is_file()

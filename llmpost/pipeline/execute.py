@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,7 +31,7 @@ from llmpost.artifacts.manifest import package_versions, sha256_json
 from llmpost.artifacts.store import Artifact, Store
 from llmpost.config.resolve import to_yaml
 from llmpost.errors import ArtifactError
-from llmpost.launch.ranks import train_on_other_rank, wait_for_all_ranks
+from llmpost.ranks import is_main_process, rank, wait_for_all_ranks
 from llmpost.stages import load_stage
 from llmpost.stages.context import StageContext
 from llmpost.stages.training import last_checkpoint
@@ -79,18 +80,14 @@ def work_dir_for(store: Store, name: str, fingerprint: str) -> Path:
 
 
 def execute_stage(stage: str, cfg: BaseModel, store: Store, *, console: Console | None = None,
-                  reuse: bool = False, prepared: tuple[StageContext, str] | None = None) -> Outcome:
-    """Run `stage` with resolved `cfg` and finalize its artifact; with `reuse`, return an identical finished one.
+                  prepared: tuple[StageContext, str] | None = None) -> Outcome:
+    """Run `stage` with resolved `cfg` and finalize its artifact (whether to reuse one is the caller's choice).
 
     `prepared` is what `prepare()` returned for this very config, when the caller already has it.
     An interrupted earlier run of the same stage is continued from its last checkpoint.
     """
     started = time.time()
     ctx, fingerprint = prepared or prepare(stage, cfg, store, console)
-    if reuse:
-        found = store.find_by_fingerprint(ctx.name, fingerprint)
-        if found is not None:
-            return Outcome(found, True, time.time() - started)
     module = load_stage(stage)
     ctx.work_dir = work_dir_for(store, ctx.name, fingerprint)
     if not ctx.is_main_process:  # under torchrun/accelerate: train alongside rank 0, never write to the store
@@ -144,8 +141,6 @@ def lock_work_dir(work_dir: Path, name: str) -> int | None:
 
     In a launched multi-process run only rank 0 holds it; the other ranks share its checkpoints.
     """
-    from llmpost.launch.ranks import is_main_process
-
     if not is_main_process():
         return None
     fd = os.open(work_dir, os.O_RDONLY)
@@ -207,3 +202,16 @@ def device_description() -> str:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "mps"
     return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def train_on_other_rank(module, cfg, ctx) -> None:
+    """Run `module.run(cfg, ctx)` on a non-main rank: same training, nothing written to the store.
+
+    The artifact directory is a throwaway temp dir; the work dir (checkpoints) stays
+    the one rank 0 uses, because transformers expects every rank to checkpoint and
+    resume from the same place. Returns once rank 0 has published its artifact.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"llmpost-rank{rank()}-") as tmp:
+        ctx.out_dir = Path(tmp)
+        module.run(cfg, ctx)
+    wait_for_all_ranks()

@@ -15,7 +15,7 @@ A recipe is one YAML file that chains stages into an end-to-end run:
         uses: dpo
         model: "{{ sft }}"         # the artifact the `sft` stage produced, as NAME@vN
         launch:                    # optional: run this stage on N processes, as `--launcher` does
-          launcher: torchrun       # (llmpost.launch.settings.LaunchSettings; only rank 0 writes)
+          launcher: torchrun       # (llmpost.pipeline.launch.settings.LaunchSettings; only rank 0 writes)
           num_processes: 2
 
 `{{ ID }}` may appear anywhere in a string value (`data: "{{ judge }}"`); it both
@@ -47,8 +47,8 @@ from llmpost.artifacts.refs import is_valid_name
 from llmpost.config.base import Strict
 from llmpost.config.resolve import deep_merge, describe_errors, load_yaml, parse_sets, resolve
 from llmpost.errors import ConfigError
-from llmpost.launch.settings import LaunchSettings
 from llmpost.pipeline.dag import find_cycle, topological_order
+from llmpost.pipeline.launch.settings import LaunchSettings
 
 REF_RE = re.compile(r"\{\{(.*?)\}\}")
 STAGE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -237,8 +237,8 @@ def add_engines(launches: dict[str, LaunchSettings], uses: dict[str, str], layer
     Unlike the process count, the engine does reach the config (and so the manifest and the
     fingerprint): it changes the trainer arguments and the checkpoints a rerun resumes from.
     """
-    from llmpost.launch.engines import trainer_overrides
-    from llmpost.launch.relaunch import with_engine
+    from llmpost.pipeline.launch.engines import trainer_overrides
+    from llmpost.pipeline.launch.relaunch import with_engine
 
     for sid, settings in launches.items():
         if sid not in configs:

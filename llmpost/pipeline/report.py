@@ -22,7 +22,7 @@ from rich.table import Table
 
 from llmpost.artifacts.manifest import package_versions, sha256_json
 from llmpost.artifacts.store import Artifact, Store
-from llmpost.pipeline.plan import Decision
+from llmpost.pipeline.decisions import Decision
 
 HEADLINE = ("exact_match", "exact_match_before")
 NOT_HELD_OUT = {"steps", "n_eval", "train_loss", "exact_match", "exact_match_before"}

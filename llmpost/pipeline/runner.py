@@ -10,7 +10,7 @@ scratch even when it could be reused (and so reruns what depends on it). With
 a missing input or a selection that cannot be satisfied fails in seconds.
 
 A stage with a `launch:` block runs as `llmpost STAGE --launcher ...` does
-(`llmpost.launch.relaunch.launch_stage`): on N processes, rank 0 alone writing
+(`llmpost.pipeline.launch.relaunch.launch_stage`): on N processes, rank 0 alone writing
 its artifact into the store.
 """
 
@@ -24,10 +24,10 @@ from rich.console import Console
 
 from llmpost.artifacts.store import Artifact, Store
 from llmpost.errors import ConfigError
-from llmpost.launch.engines import check_engines
 from llmpost.pipeline.dag import selection
+from llmpost.pipeline.decisions import REUSE, SKIP, Decision, decide, decide_stages
 from llmpost.pipeline.execute import Outcome, execute_stage, work_dir_for
-from llmpost.pipeline.plan import REUSE, SKIP, Decision, decide, plan_recipe
+from llmpost.pipeline.launch.engines import check_engines
 from llmpost.pipeline.recipe import Recipe, did_you_mean
 from llmpost.pipeline.report import first_line, write_run_record
 
@@ -73,7 +73,7 @@ def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, u
     only, until, force = list(only or []), list(until or []), list(force or [])
     check_stage_names(recipe, {"--only": only, "--until": until, "--force": force})
     selected = selection(recipe.needs(), only, until)
-    plan = plan_recipe(recipe, store, selected=selected, force=set(force), console=console)
+    plan = decide_stages(recipe, store, selected=selected, force=set(force), console=console)
     if on_plan is not None:
         on_plan(plan)
     result = RunResult(recipe, plan)
@@ -123,7 +123,7 @@ def run_stage(spec, planned: Decision, refs: dict[str, str], store: Store, *, fo
     if forced and decision.prepared is not None:
         shutil.rmtree(work_dir_for(store, spec.out, decision.prepared[1]), ignore_errors=True)
     if spec.launch is not None and spec.launch.active:
-        from llmpost.launch.relaunch import launch_stage
+        from llmpost.pipeline.launch.relaunch import launch_stage
 
         outcome = launch_stage(spec.uses, decision.cfg, store, spec.launch, console=console)
         # the launched rank 0 may have resumed from a checkpoint; its manifest says so

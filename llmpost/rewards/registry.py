@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import importlib.util
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -127,7 +126,7 @@ def reward_model_refs(specs: Sequence[str]) -> list[str]:
         base, _, arg = name.partition(":")
         if base == "rm" and arg:
             refs.append(arg)
-        elif base == "judge" and arg and importlib.util.find_spec("llmpost.judges.settings") is not None:
+        elif base == "judge" and arg:
             from llmpost.judges.settings import parse_judge_spec
 
             settings = parse_judge_spec(arg)
@@ -140,7 +139,8 @@ def model_reward(ref: str, store) -> RewardFn:
     """`rm:REF`: the scalar score of a reward-model artifact (written by `llmpost rm`)."""
     if not ref:
         raise ConfigError(["reward rm: needs a reward-model reference"], hint="e.g. --reward rm:my-rm")
-    RewardModelScorer = import_optional("llmpost.rewards.reward_model", "RewardModelScorer", "rm:REF")
+    from llmpost.rewards.reward_model import RewardModelScorer  # torch, only when an RM is used
+
     scorer = RewardModelScorer(ref, store)
 
     def reward_model_score(prompts: list[list[dict]], completions: list[str], rows: list[dict]) -> list[float]:
@@ -154,21 +154,14 @@ def judge_reward(spec: str, store) -> RewardFn:
     """`judge:SPEC`: an LLM judge's score (see `llmpost judge` and `llmpost.rewards.judge_reward`)."""
     if not spec:
         raise ConfigError(["reward judge: needs a judge spec"], hint="e.g. --reward judge:my-judge")
-    make_judge_reward = import_optional("llmpost.rewards.judge_reward", "make_judge_reward", "judge:SPEC")
+    from llmpost.rewards.judge_reward import make_judge_reward
+
     reward = make_judge_reward(spec, store)
     # A local judge model that is an artifact belongs to this run's lineage.
     refs = getattr(reward, "model_refs", None) or []
     artifacts = [store.try_resolve(ref) for ref in refs] if store is not None else []
     reward.artifacts = [a for a in artifacts if a is not None]
     return reward
-
-
-def import_optional(module: str, attr: str, what: str):
-    """`module.attr`, or a ConfigError when this installation does not have that module."""
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError([f"{what} rewards are not available in this installation ({module} is missing)"],
-                          hint="use a built-in reward: " + ", ".join(BUILTINS))
-    return getattr(importlib.import_module(module), attr)
 
 
 class CombinedReward:

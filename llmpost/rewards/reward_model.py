@@ -276,15 +276,6 @@ class RewardModelScorer:
         sequences = [reward_input_ids(self.tokenizer, p, c) for p, c in zip(prompts, completions, strict=True)]
         return score_sequences(self.model, sequences, self.batch_size)
 
-    def score_groups(self, groups: list[PromptComparisons]) -> list[list[float]]:
-        """The rewards of every response of every group, shaped like the groups."""
-        flat = self.score([g.prompt for g in groups for _ in g.responses], [t for g in groups for t in g.responses])
-        out, start = [], 0
-        for g in groups:
-            out.append(flat[start : start + len(g.responses)])
-            start += len(g.responses)
-        return out
-
 
 # --- scoring a file (`llmpost score`) -----------------------------------------------------
 

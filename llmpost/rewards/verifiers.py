@@ -8,7 +8,7 @@ left out of the means). The answer is found as `answers.py` describes: a
 
 from __future__ import annotations
 
-from llmpost.rewards.answers import is_correct, is_math_correct
+from llmpost.evaluation.answers import is_correct, is_math_correct
 
 
 def exact_match(prompts: list[list[dict]], completions: list[str], rows: list[dict]) -> list[float | None]:

@@ -22,7 +22,7 @@ import ast
 import operator
 import re
 
-from llmpost.rewards.answers import answers_match, is_correct, reference_answer
+from llmpost.evaluation.answers import answers_match, is_correct, reference_answer
 
 NUMBER = r"\d[\d,]*(?:\.\d+)?"
 # An arithmetic expression of two or more numbers, "=", a result; not preceded by a digit or a point,

@@ -27,11 +27,23 @@ def check_vllm(cfg) -> None:
     import torch
 
     from llmpost.errors import ConfigError
-    from llmpost.launch.engines import require_vllm
 
     require_vllm("--vllm")
     if not torch.cuda.is_available():
         raise ConfigError(["--vllm: vLLM needs a CUDA GPU and none is visible"], hint="drop --vllm on this machine")
+
+
+def require_vllm(feature: str = "--vllm") -> None:
+    """Raise a ConfigError with the fix when vLLM is not installed; call before any vLLM work."""
+    import importlib.util
+
+    from llmpost.errors import ConfigError
+
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            [f"{feature} needs vLLM, which is not installed in this environment"],
+            hint="pip install 'llmpost[vllm]' (needs a CUDA GPU), or drop --vllm to generate with transformers",
+        )
 
 
 class VllmRollouts:

@@ -14,9 +14,9 @@ from typing import Any
 
 from rich.console import Console
 
+from llmpost import ranks
 from llmpost.artifacts.store import Store
 from llmpost.data.load import LoadedData, load_rows
-from llmpost.launch import ranks
 from llmpost.models.load import ModelSource, resolve_model
 
 

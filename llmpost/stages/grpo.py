@@ -196,8 +196,8 @@ def evaluate_policy(model, tokenizer, rows: list[dict], reward, settings: EvalSe
     """Greedy answers to held-out `rows`: exact match (rows with an answer) and each reward's mean."""
     import math
 
+    from llmpost.evaluation.answers import extract_answer, is_correct
     from llmpost.evaluation.generation import generate
-    from llmpost.rewards.answers import extract_answer, is_correct
 
     prompts = [r["prompt"] for r in rows]
     outputs = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)

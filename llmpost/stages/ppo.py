@@ -233,8 +233,8 @@ def ppo_learning_rate(cfg: Config, is_tiny: bool) -> float:
 
 def evaluate_policy(model, tokenizer, rows: list[dict], reward, settings: EvalSettings, keep_samples: int = 5) -> dict:
     """Greedy answers to held-out `rows`: exact match (rows with an answer), the mean reward and each part's mean."""
+    from llmpost.evaluation.answers import extract_answer, is_correct
     from llmpost.evaluation.generation import generate
-    from llmpost.rewards.answers import extract_answer, is_correct
 
     prompts = [r["prompt"] for r in rows]
     outputs = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)

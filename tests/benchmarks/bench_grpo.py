@@ -59,7 +59,7 @@ def plain_main(model_dir: str, out: str) -> None:
     from trl import GRPOConfig, GRPOTrainer
 
     from llmpost.data.builtin import load_builtin
-    from llmpost.rewards.answers import is_correct
+    from llmpost.evaluation.answers import is_correct
 
     def exact_match(prompts, completions, answer, **kwargs):
         return [float(is_correct(c[0]["content"], a)) for c, a in zip(completions, answer, strict=True)]

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from llmpost.data.builtin import problems
-from llmpost.rewards.answers import is_correct
+from llmpost.evaluation.answers import is_correct
 
 PROMPT = re.compile(r"Question: (?P<question>.*?)\nAnswer A: (?P<a>.*?)\nAnswer B: (?P<b>.*?)\nWhich answer", re.S)
 

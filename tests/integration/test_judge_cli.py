@@ -11,7 +11,7 @@ from integration.judge_setup import JUDGE, garbled_pairs, with_tiny_judge
 from llmpost.artifacts.store import Store
 from llmpost.data.load import load_rows
 from llmpost.data.preferences import to_pairs, to_rankings
-from llmpost.rewards.answers import is_correct
+from llmpost.evaluation.answers import is_correct
 
 
 @pytest.fixture(scope="module")

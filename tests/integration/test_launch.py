@@ -92,8 +92,8 @@ def test_print_config_does_not_launch(store):
 
 
 def test_deepspeed_presets_reach_the_trainer_arguments():
-    from llmpost.launch.engines import trainer_overrides
-    from llmpost.launch.settings import launch_settings
+    from llmpost.pipeline.launch.engines import trainer_overrides
+    from llmpost.pipeline.launch.settings import launch_settings
 
     zero3 = trainer_overrides(launch_settings({"launcher": "torchrun", "deepspeed": "zero3"}))["deepspeed"]
     assert zero3["zero_optimization"]["stage"] == 3
@@ -105,7 +105,7 @@ def test_require_vllm_explains_the_fix():
     import importlib.util
 
     from llmpost.errors import ConfigError
-    from llmpost.launch.engines import require_vllm
+    from llmpost.rl.vllm_rollout import require_vllm
 
     if importlib.util.find_spec("vllm") is not None:
         require_vllm()  # installed: nothing to say

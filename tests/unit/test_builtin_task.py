@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llmpost.data.builtin import CARELESS_RATE, load_builtin, problems
-from llmpost.rewards.answers import extract_answer, is_correct
+from llmpost.evaluation.answers import extract_answer, is_correct
 
 
 def test_generation_is_deterministic():

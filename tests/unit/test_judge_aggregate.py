@@ -12,7 +12,7 @@ from llmpost.judges.aggregate import (
     split_groups,
     summarize,
 )
-from llmpost.judges.compare import Judgment, Outcome, PairTask, combine, round_robin
+from llmpost.judges.compare import Judgment, PairTask, PairVerdict, combine, round_robin
 
 PROMPT = [{"role": "user", "content": "Ann has 3 pens and gets 4 more. How many pens does Ann have?"}]
 TASK = PairTask(0, 0, 1, PROMPT, "3+4=7\n#### 7", "3+4=8\n#### 8")
@@ -49,8 +49,8 @@ def test_round_robin_covers_every_unordered_pair():
 
 
 def test_copeland_counts_wins_minus_losses_and_ignores_ties():
-    outcomes = [Outcome(0, 0, 1, 0, "consistent"), Outcome(0, 0, 2, 0, "consistent"),
-                Outcome(0, 1, 2, None, "inconsistent")]
+    outcomes = [PairVerdict(0, 0, 1, 0, "consistent"), PairVerdict(0, 0, 2, 0, "consistent"),
+                PairVerdict(0, 1, 2, None, "inconsistent")]
     assert copeland_scores(3, outcomes) == [2.0, -1.0, -1.0]
 
 
@@ -58,10 +58,10 @@ def test_rankings_and_pairs_are_what_rm_and_dpo_read():
     groups = [Group(PROMPT, ["3+4=7\n#### 7", "3+4=8\n#### 8", "3+4=9\n#### 9"], answer="7"),
               Group(PROMPT, ["x", "y"]),
               Group(PROMPT, ["p", "q"])]
-    outcomes = [Outcome(0, 0, 1, 0, "consistent"), Outcome(0, 0, 2, 0, "consistent"),
-                Outcome(0, 1, 2, 1, "consistent"),
-                Outcome(1, 0, 1, None, "inconsistent"),   # no preference: no row
-                Outcome(2, 0, 1, 1, "consistent")]
+    outcomes = [PairVerdict(0, 0, 1, 0, "consistent"), PairVerdict(0, 0, 2, 0, "consistent"),
+                PairVerdict(0, 1, 2, 1, "consistent"),
+                PairVerdict(1, 0, 1, None, "inconsistent"),   # no preference: no row
+                PairVerdict(2, 0, 1, 1, "consistent")]
     rankings = preference_rows(groups, outcomes, "rankings")
     assert rankings[1] == []
     (row,) = rankings[0]
@@ -93,8 +93,8 @@ def test_report_rates_and_ground_truth():
     judgments = [judged(0, 1, "A"), judged(1, 0, "B"),      # consistent: right wins
                  judged(0, 2, "A"), judged(2, 0, "A"),      # inconsistent: tie
                  judged(1, 2, None), judged(2, 1, "B")]       # one unparsable
-    outcomes = [Outcome(0, 0, 1, 0, "consistent"), Outcome(0, 0, 2, None, "inconsistent"),
-                Outcome(0, 1, 2, None, "unparsed")]
+    outcomes = [PairVerdict(0, 0, 1, 0, "consistent"), PairVerdict(0, 0, 2, None, "inconsistent"),
+                PairVerdict(0, 1, 2, None, "unparsed")]
     report = summarize(groups, outcomes, judgments)
     assert report["position_consistency"] == 0.5          # 1 of the 2 pairs with both orders parsed
     assert report["tie_rate"] == round(2 / 3, 4)

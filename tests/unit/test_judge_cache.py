@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from llmpost.judges.backend import Judge, Reply
+from llmpost.judges.backend import Judge
 from llmpost.judges.cache import CachedReply, JudgmentCache, judgment_key
+from llmpost.judges.reply import Reply
 
 
 class CountingBackend:

@@ -11,10 +11,10 @@ import pytest
 import torch
 from conftest import ok, run_cli
 
-from llmpost.plan.architecture import find_architecture, from_config, tiny_architecture
-from llmpost.plan.estimate import NF4_DOUBLE_QUANT_BYTES, Workload, activations, weights
-from llmpost.plan.report import parse_size
-from llmpost.plan.sizes import SIZE_TABLE
+from llmpost.memplan.architecture import find_architecture, from_config, tiny_architecture
+from llmpost.memplan.estimate import NF4_DOUBLE_QUANT_BYTES, Workload, activations, weights
+from llmpost.memplan.report import parse_size
+from llmpost.memplan.sizes import SIZE_TABLE
 
 GiB = 1024**3
 

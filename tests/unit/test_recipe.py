@@ -197,16 +197,16 @@ def test_launch_is_read_with_its_overrides_and_engines_reach_the_trainer():
 
 def test_adding_launch_reuses_the_artifact_of_a_one_process_run(tmp_path):
     from llmpost.artifacts.store import Store
-    from llmpost.pipeline.plan import REUSE, RUN, plan_recipe
+    from llmpost.pipeline.decisions import REUSE, RUN, decide_stages
 
     store = Store(tmp_path / "store")
     plain = {"name": "demo", "stages": {"sft": {"uses": "sft", "max_steps": 2}}}
-    (first,) = plan_recipe(build_recipe(plain), store, selected={"sft"}, force=set())
+    (first,) = decide_stages(build_recipe(plain), store, selected={"sft"}, force=set())
     assert first.action == RUN
     with store.begin(first.out) as pending:  # what the one-process run published
         pending.finalize({"stage": "sft", "config": first.cfg.model_dump(mode="json"),
                           "fingerprint": first.prepared[1]})
 
     launched = {"name": "demo", "stages": {"sft": {"uses": "sft", "max_steps": 2, "launch": LAUNCHED}}}
-    (again,) = plan_recipe(build_recipe(launched), store, selected={"sft"}, force=set())
+    (again,) = decide_stages(build_recipe(launched), store, selected={"sft"}, force=set())
     assert again.action == REUSE and again.artifact.ref == "demo-sft@v1"

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from llmpost.errors import ConfigError
-from llmpost.rewards.answers import extract_boxed, extract_math_answer, math_equal
+from llmpost.evaluation.answers import extract_boxed, extract_math_answer, math_equal
 from llmpost.rewards.format import format_reward
 from llmpost.rewards.length import length_reward
 from llmpost.rewards.verifiers import exact_match, math_answer

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmpost.errors import ModelError
-from llmpost.plan.sizes import known_names, lookup
+from llmpost.memplan.sizes import known_names, lookup
 
 # model_types whose block layout the formulas below describe exactly (the unit tests check them).
 EXACT_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3"}

@@ -1,9 +1,9 @@
-"""The engines llmpost runs on rather than reimplements: DeepSpeed ZeRO, PyTorch FSDP, vLLM.
+"""The engines llmpost runs on rather than reimplements: DeepSpeed ZeRO and PyTorch FSDP.
 
 DeepSpeed and FSDP reach the trainer as transformers `TrainingArguments`
 (`trainer.deepspeed`, `trainer.fsdp`), so they work the same under torchrun and
 `accelerate launch`, and the resolved config (hence the manifest) records them.
-vLLM is optional: `require_vllm()` is the one check every `--vllm` path calls.
+(vLLM, the third engine, is checked where it is used: `rl/vllm_rollout.check_vllm`.)
 """
 
 from __future__ import annotations
@@ -45,15 +45,6 @@ FSDP_CONFIG: dict[str, Any] = {"version": 2, "reshard_after_forward": True, "sta
 def is_importable(module: str) -> bool:
     """True when `module` can be imported here (without importing it)."""
     return importlib.util.find_spec(module) is not None
-
-
-def require_vllm(feature: str = "--vllm") -> None:
-    """Raise a ConfigError with the fix when vLLM is not installed; call before any vLLM work."""
-    if not is_importable("vllm"):
-        raise ConfigError(
-            [f"{feature} needs vLLM, which is not installed in this environment"],
-            hint="pip install 'llmpost[vllm]' (needs a CUDA GPU), or drop --vllm to generate with transformers",
-        )
 
 
 def require_deepspeed() -> None:

@@ -24,8 +24,8 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from llmpost.plan.architecture import Architecture, find_architecture
-from llmpost.plan.estimate import (
+from llmpost.memplan.architecture import Architecture, find_architecture
+from llmpost.memplan.estimate import (
     Estimate,
     Part,
     Workload,

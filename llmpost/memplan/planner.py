@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from llmpost.plan.architecture import Architecture, from_config
-from llmpost.plan.report import Knob, suggest
-from llmpost.plan.stages import StagePlan, plan_stage
+from llmpost.memplan.architecture import Architecture, from_config
+from llmpost.memplan.report import Knob, suggest
+from llmpost.memplan.stages import StagePlan, plan_stage
 
 
 @dataclass

@@ -26,10 +26,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from llmpost.config.resolve import describe_errors
+from llmpost.config.resolve import describe_errors, to_yaml
 from llmpost.errors import ConfigError, LlmpostError
-from llmpost.launch.engines import check_engines, trainer_overrides
-from llmpost.launch.settings import LaunchSettings
+from llmpost.pipeline.execute import Outcome, prepare
+from llmpost.pipeline.launch.engines import check_engines, trainer_overrides
+from llmpost.pipeline.launch.settings import LaunchSettings
 
 
 class LaunchFailed(LlmpostError):
@@ -38,23 +39,13 @@ class LaunchFailed(LlmpostError):
     exit_code = 1
 
 
-def launch_stage(stage: str, cfg: BaseModel, store, settings: LaunchSettings, *, reuse: bool = False,
-                 console: Console | None = None):
-    """Run `stage` with resolved `cfg` on `settings.num_processes` processes; return its `Outcome`.
-
-    With `reuse`, an identical finished artifact is returned without launching anything.
-    """
-    from llmpost.config.resolve import to_yaml
-    from llmpost.pipeline.execute import Outcome, prepare
-
+def launch_stage(stage: str, cfg: BaseModel, store, settings: LaunchSettings, *,
+                 console: Console | None = None) -> Outcome:
+    """Run `stage` with resolved `cfg` on `settings.num_processes` processes; return its `Outcome`."""
     console = console or Console(stderr=True)
     cfg = with_engine(stage, cfg, settings)
     check_engines(settings)
     ctx, fingerprint = prepare(stage, cfg, store, console)  # fails fast on a bad model/data ref
-    if reuse:
-        found = store.find_by_fingerprint(ctx.name, fingerprint)
-        if found is not None:
-            return Outcome(artifact=found, reused=True, wall_time_s=0.0)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="llmpost-launch-") as tmp:
         config_file = Path(tmp) / f"{stage}.yaml"

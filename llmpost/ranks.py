@@ -3,14 +3,14 @@
 torchrun and `accelerate launch` set RANK/WORLD_SIZE; MPI launchers set their own
 names. Only the main process (global rank 0) writes the artifact: the other ranks
 train alongside it (DDP needs every rank for every step) into a throwaway
-directory, wait for rank 0 to publish, then return rank 0's artifact.
+directory, wait for rank 0 to publish, then return rank 0's artifact
+(`pipeline/execute.py`). Stages ask `is_main_process()` before they write; the
+RL trainers average across ranks themselves.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 RANK_VARS = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK")
 WORLD_VARS = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
@@ -39,11 +39,6 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
-def is_launched() -> bool:
-    """True inside a process started by torchrun / accelerate / mpirun."""
-    return any(name in os.environ for name in RANK_VARS + ("LOCAL_RANK",))
-
-
 def wait_for_all_ranks() -> None:
     """A barrier across every process of a launched run (no-op when there is only one)."""
     if world_size() <= 1:
@@ -52,16 +47,3 @@ def wait_for_all_ranks() -> None:
 
     # The trainer has normally set the process group up already; PartialState() reuses it.
     PartialState().wait_for_everyone()
-
-
-def train_on_other_rank(module, cfg, ctx) -> None:
-    """Run `module.run(cfg, ctx)` on a non-main rank: same training, nothing written to the store.
-
-    The artifact directory is a throwaway temp dir; the work dir (checkpoints) stays
-    the one rank 0 uses, because transformers expects every rank to checkpoint and
-    resume from the same place. Returns once rank 0 has published its artifact.
-    """
-    with tempfile.TemporaryDirectory(prefix=f"llmpost-rank{rank()}-") as tmp:
-        ctx.out_dir = Path(tmp)
-        module.run(cfg, ctx)
-    wait_for_all_ranks()

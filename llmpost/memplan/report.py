@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmpost.errors import ConfigError
-from llmpost.plan.stages import GiB, StagePlan
+from llmpost.memplan.stages import GiB, StagePlan
 
 SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 UNITS = {"": GiB, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,

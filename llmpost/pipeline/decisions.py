@@ -49,8 +49,8 @@ class Decision:
     prepared: tuple[StageContext, str] | None = None  # (context, fingerprint), handed to execute_stage
 
 
-def plan_recipe(recipe: Recipe, store: Store, *, selected: set[str], force: set[str],
-                console: Console | None = None) -> list[Decision]:
+def decide_stages(recipe: Recipe, store: Store, *, selected: set[str], force: set[str],
+                  console: Console | None = None) -> list[Decision]:
     """Decide every stage in run order, as if the stages before it had run; raise ConfigError for
     stages whose inputs are missing, or that a selection needs but cannot reuse."""
     console = console or Console(stderr=True)

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from llmpost.plan.architecture import Architecture
+from llmpost.memplan.architecture import Architecture
 
 # 4-bit NF4 with double quantisation: 4 bits + 8-bit absmax per 64-block + fp32 per 256 absmax.
 NF4_DOUBLE_QUANT_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
