@@ -35,11 +35,11 @@ test-slow: install
 lint: install
 	$(BIN)/ruff check .
 
-## Benchmarks: ratios measured side by side in one run, written to bench-results.jsonl.
+## Benchmarks: ratios measured side by side in one run, written to runs/bench/results.jsonl (ignored: generated output).
 bench: install
-	rm -f bench-results.jsonl
+	rm -f runs/bench/results.jsonl
 	$(BIN)/pytest -q -s -m bench tests/benchmarks
-	$(BIN)/python -m tests.benchmarks.table bench-results.jsonl
+	$(BIN)/python -m tests.benchmarks.table runs/bench/results.jsonl
 
 clean:
-	rm -rf $(VENV) artifacts bench-results.jsonl
+	rm -rf $(VENV) artifacts runs

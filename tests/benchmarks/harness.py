@@ -1,6 +1,6 @@
 """The benchmark harness: every benchmark measures both sides in the same run and records a ratio.
 
-`record()` prints one line and appends it to bench-results.jsonl (or $LLMPOST_BENCH_OUT),
+`record()` prints one line and appends it to runs/bench/results.jsonl (or $LLMPOST_BENCH_OUT),
 which `make bench` turns into a table. Targets are reported, not asserted: speed is
 checked by reading the table, never by a timed assertion in the tests.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def results_path() -> Path:
-    return Path(os.environ.get("LLMPOST_BENCH_OUT", "bench-results.jsonl"))
+    return Path(os.environ.get("LLMPOST_BENCH_OUT", "runs/bench/results.jsonl"))
 
 
 def record(name: str, value: float, target: str, unit: str = "ratio", **details) -> dict:
@@ -22,7 +22,9 @@ def record(name: str, value: float, target: str, unit: str = "ratio", **details)
     row = {"name": name, "value": round(value, 4), "unit": unit, "target": target,
            "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **details}
     print(f"\nBENCH {name}: {value:.3f} {unit} (target {target}) {details}")
-    with results_path().open("a") as f:
+    path = results_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
         f.write(json.dumps(row) + "\n")
     return row
 

@@ -1,4 +1,4 @@
-"""Print bench-results.jsonl as a table (used by `make bench`)."""
+"""Print runs/bench/results.jsonl as a table (used by `make bench`)."""
 
 from __future__ import annotations
 
@@ -21,4 +21,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "bench-results.jsonl")
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs/bench/results.jsonl")
