@@ -12,6 +12,8 @@ A reference is, in the order tried:
     a hub id  OWNER/NAME[:SPLIT] `datasets.load_dataset`, only when online
 
 `:SPLIT` written in the ref wins over the `split` argument; the default is "train".
+Text files (.jsonl, .json, .csv) must be UTF-8 (a byte-order mark is allowed); any
+other encoding is a `DataError` naming the line and byte where decoding failed.
 Rows come back as plain dicts, not normalized: `formats.py` and `preferences.py`
 turn them into what a stage needs. `datasets`, `pandas` and `pyarrow` are imported
 only when a file needs them, so the CLI starts instantly.
@@ -19,8 +21,10 @@ only when a file needs them, so the CLI starts instantly.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -211,31 +215,59 @@ def _read_file(path: Path, split: str | None, ref: str) -> list[dict]:
     return reader(path, ref)
 
 
+def _read_text(path: Path, ref: str) -> str:
+    """The file decoded as UTF-8 (a leading byte-order mark dropped).
+
+    Decoding the whole file up front is what lets a bad byte be reported by line;
+    a text-mode `open` would fail somewhere in a block with no line to name.
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(
+            f"{ref}: line {line} is not UTF-8 (byte 0x{data[e.start]:02x} at column {column}, "
+            f"byte offset {e.start})",
+            hint=_encoding_hint(data, path),
+        ) from None
+    return text
+
+
+def _encoding_hint(data: bytes, path: Path) -> str:
+    utf8_name = f"{path.stem}.utf8{path.suffix}"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Windows tools often save "Unicode" text as UTF-16 with a byte-order mark.
+        return f"the file is UTF-16; re-save it as UTF-8, e.g. iconv -f utf-16 -t utf-8 {path.name} > {utf8_name}"
+    return f"re-save it as UTF-8, e.g. for a Latin-1 file: iconv -f latin1 -t utf-8 {path.name} > {utf8_name}"
+
+
 def _read_jsonl(path: Path, ref: str) -> list[dict]:
     rows = []
-    with path.open(encoding="utf-8-sig") as f:
-        for line_number, line in enumerate(f, 1):
-            if not line.strip():
-                continue  # a trailing newline or blank separator is not a row
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(
-                    f"{ref}: line {line_number} is not valid JSON ({e.msg}, column {e.colno})",
-                    hint="a .jsonl file holds one JSON object per line",
-                ) from None
-            if not isinstance(row, dict):
-                raise DataError(
-                    f"{ref}: line {line_number} is not a JSON object",
-                    hint='a .jsonl file holds one JSON object per line, e.g. {"prompt": ...}',
-                )
-            rows.append(row)
+    # newline=None splits lines as `open` does: on \n, \r\n and \r, not on U+2028 inside strings.
+    for line_number, line in enumerate(io.StringIO(_read_text(path, ref), newline=None), 1):
+        if not line.strip():
+            continue  # a trailing newline or blank separator is not a row
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(
+                f"{ref}: line {line_number} is not valid JSON ({e.msg}, column {e.colno})",
+                hint="a .jsonl file holds one JSON object per line",
+            ) from None
+        if not isinstance(row, dict):
+            raise DataError(
+                f"{ref}: line {line_number} is not a JSON object",
+                hint='a .jsonl file holds one JSON object per line, e.g. {"prompt": ...}',
+            )
+        rows.append(row)
     return rows
 
 
 def _read_json(path: Path, split: str | None, ref: str) -> list[dict]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(_read_text(path, ref))
     except json.JSONDecodeError as e:
         raise DataError(
             f"{ref}: not valid JSON (line {e.lineno}: {e.msg})",
@@ -264,15 +296,15 @@ def _read_json(path: Path, split: str | None, ref: str) -> list[dict]:
 
 def _read_csv(path: Path, ref: str) -> list[dict]:
     rows = []
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        for row in reader:
-            if None in row:
-                raise DataError(
-                    f"{ref}: line {reader.line_num} has more fields than the header",
-                    hint="quote fields that contain commas",
-                )
-            rows.append({k: _csv_cell(v) for k, v in row.items()})
+    # newline="" as csv asks: a newline inside a quoted field stays as written.
+    reader = csv.DictReader(io.StringIO(_read_text(path, ref), newline=""))
+    for row in reader:
+        if None in row:
+            raise DataError(
+                f"{ref}: line {reader.line_num} has more fields than the header",
+                hint="quote fields that contain commas",
+            )
+        rows.append({k: _csv_cell(v) for k, v in row.items()})
     return rows
 
 

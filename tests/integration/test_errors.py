@@ -65,3 +65,11 @@ def test_bad_trainer_passthrough_key_fails_before_loading(store):
 def test_debug_env_shows_the_traceback(store):
     proc = run_cli("sft", "--model", "no-such-model", store=store, env={"LLMPOST_DEBUG": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_file_that_is_not_utf8_names_the_line_and_writes_nothing(store, tmp_path):
+    data = tmp_path / "latin.jsonl"
+    data.write_bytes(json.dumps({"prompt": "caf\u00e9?", "completion": "oui"}, ensure_ascii=False).encode("latin-1"))
+    fails_with(run_cli("sft", "--data", data, "--set", "max_steps=1", store=store),
+               "latin.jsonl: line 1 is not UTF-8", "iconv")
+    assert not store.exists() or not any(store.glob("*/v*"))

@@ -49,6 +49,52 @@ def test_jsonl_line_that_is_not_an_object(tmp_path):
         load_rows(str(path))
 
 
+def test_latin1_jsonl_names_the_line_and_how_to_convert(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    good = json.dumps(ROWS[0]) + "\n"
+    path.write_bytes(good.encode() + '{"prompt": "caf\u00e9?", "completion": "oui"}\n'.encode("latin-1"))
+    with pytest.raises(DataError) as err:
+        load_rows(str(path))
+    byte_offset = len(good) + len('{"prompt": "caf')
+    assert err.value.message == (
+        f"{path}: line 2 is not UTF-8 (byte 0xe9 at column 16, byte offset {byte_offset})"
+    )
+    assert "iconv -f latin1 -t utf-8 latin.jsonl" in err.value.hint
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("latin.json", '[{"prompt": "1+1?", "completion": "2"},\n {"prompt": "caf\u00e9?", "completion": "3"}]'),
+        ("latin.csv", "prompt,completion\ncaf\u00e9?,3\n"),
+    ],
+)
+def test_latin1_json_and_csv_name_the_line_and_byte(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_bytes(text.encode("latin-1"))  # one byte per character: the offset is the index
+    with pytest.raises(DataError) as err:
+        load_rows(str(path))
+    assert err.value.message.startswith(f"{path}: line 2 is not UTF-8 (byte 0xe9 at column ")
+    assert err.value.message.endswith(f"byte offset {text.index(chr(0xE9))})")
+    assert "re-save it as UTF-8" in err.value.hint
+
+
+def test_utf16_file_is_named_as_such(tmp_path):
+    path = tmp_path / "notepad.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n", encoding="utf-16")  # starts with a byte-order mark
+    with pytest.raises(DataError, match="line 1 is not UTF-8") as err:
+        load_rows(str(path))
+    assert "iconv -f utf-16 -t utf-8 notepad.jsonl" in err.value.hint
+
+
+def test_utf8_with_byte_order_mark_and_crlf_reads(tmp_path):
+    jsonl, csv_path = tmp_path / "bom.jsonl", tmp_path / "bom.csv"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\r\n" for r in ROWS).encode())
+    csv_path.write_bytes(b"\xef\xbb\xbfprompt,completion\r\n1+1?,\"two\r\nlines\"\r\n")
+    assert load_rows(str(jsonl)).rows == ROWS
+    assert load_rows(str(csv_path)).rows == [{"prompt": "1+1?", "completion": "two\r\nlines"}]
+
+
 def test_json_list_and_data_wrapper(tmp_path):
     plain, wrapped = tmp_path / "plain.json", tmp_path / "wrapped.json"
     plain.write_text(json.dumps(ROWS))
