@@ -20,14 +20,12 @@ model, for a stage to record in its lineage.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from llmpost.judges.settings import parse_judge_spec
+from llmpost.rewards.spec import RewardFn
 
 REFERENCE_KEYS = ("reference_response", "chosen", "completion")
 NEUTRAL = 0.5
-
-RewardFn = Callable[[list[list[dict]], list[str], list[dict]], list[float]]
 
 
 def make_judge_reward(spec: str, store) -> RewardFn:

@@ -31,15 +31,13 @@ from llmpost.errors import ConfigError, DataError, LlmpostError
 from llmpost.rewards.code_exec import code_exec_reward
 from llmpost.rewards.format import format_reward
 from llmpost.rewards.length import length_reward
-from llmpost.rewards.spec import parse_reward_spec
+from llmpost.rewards.spec import RewardFn, parse_reward_spec
 from llmpost.rewards.user import file_of, is_user_reference, user_reward
 from llmpost.rewards.verifiers import exact_match, math_answer
 from llmpost.rewards.work import checked_answer
 
 __all__ = ["RewardFn", "RewardError", "CombinedReward", "build_reward", "check_reward_spec", "parse_reward_spec",
            "reward_model_refs", "reward_names"]
-
-RewardFn = Callable[[list[list[dict]], list[str], list[dict]], list[float]]
 
 # What TRL's GRPOTrainer passes to a reward function besides the dataset columns.
 TRL_CONTROL_KWARGS = {"completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}

@@ -1,4 +1,5 @@
-"""Reading reward specs: `NAME[=WEIGHT]` and the `key=value,...` options some rewards take.
+"""What a reward function is (`RewardFn`), and reading reward specs: `NAME[=WEIGHT]` and the
+`key=value,...` options some rewards take.
 
     exact_match            ("exact_match", 1.0)
     format=0.2             ("format", 0.2)
@@ -11,7 +12,13 @@ When a name could end in a number (a regex), write the weight explicitly: `forma
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from llmpost.errors import ConfigError
+
+# (prompts as message lists, completion texts, the dataset rows) -> one reward per completion;
+# None or NaN where the reward does not apply to that row (e.g. no reference answer).
+RewardFn = Callable[[list[list[dict]], list[str], list[dict]], list[float]]
 
 # Rewards whose options are `key=value` pairs: in `length:max=200` the "=" is an option's,
 # as in `judge:MODEL?max_new_tokens=4`.
