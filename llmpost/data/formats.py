@@ -10,6 +10,9 @@ Formats are detected per row, so a uniform file and a mixed one both work. A row
 that fits no format is a `DataError` naming the source, the 1-based row number,
 the columns found and the formats accepted.
 
+Every message list, wherever it is accepted (SFT, prompts, preference pairs), may
+use only the roles in `CHAT_ROLES`; any other role is a `DataError` naming it.
+
 Preference data (pairs and rankings) lives in `preferences.py`; reading files
 lives in `load.py`.
 """
@@ -31,6 +34,11 @@ PROMPT_HINT = (
 
 # Where an expected answer may live, in order of preference.
 ANSWER_KEYS = ("answer", "reference", "solution", "ground_truth")
+
+# The roles a message may have. "tool" is left out on purpose: a message here keeps only
+# role and content, so an assistant's tool calls would be dropped and the tool results
+# would follow turns that never asked for them.
+CHAT_ROLES = ("system", "user", "assistant")
 
 # ShareGPT speaker names seen in the wild, mapped to chat roles.
 SHAREGPT_ROLES = {
@@ -90,9 +98,20 @@ def as_messages(value: object, what: str) -> list[dict]:
         role = message.get("role")
         if not isinstance(role, str) or not role:
             raise RowProblem(f"'{what}' message {i} has no 'role'")
+        if role not in CHAT_ROLES:
+            raise RowProblem(f"'{what}' message {i} has role {role!r}; {_accepted_roles(role)}")
         content = as_text(message.get("content"), f"'{what}' message {i} content")
         messages.append({"role": role, "content": content})
     return messages
+
+
+def _accepted_roles(role: str) -> str:
+    accepted = f"accepted roles: {', '.join(CHAT_ROLES)}"
+    if role.lower() in CHAT_ROLES:
+        return f"{accepted} (lower case)"
+    if role.lower() in ("tool", "function", "ipython"):
+        return f"{accepted}; tool calls and tool results are not supported"
+    return accepted
 
 
 def as_prompt(value: object, what: str = "prompt") -> list[dict]:

@@ -73,3 +73,13 @@ def test_file_that_is_not_utf8_names_the_line_and_writes_nothing(store, tmp_path
     fails_with(run_cli("sft", "--data", data, "--set", "max_steps=1", store=store),
                "latin.jsonl: line 1 is not UTF-8", "iconv")
     assert not store.exists() or not any(store.glob("*/v*"))
+
+
+def test_chat_row_with_unknown_role_names_row_and_roles(store, tmp_path):
+    data = tmp_path / "chat.jsonl"
+    good = {"messages": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}]}
+    bad = {"messages": [{"role": "wizard", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    data.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    fails_with(run_cli("sft", "--data", data, "--set", "max_steps=1", store=store),
+               "chat.jsonl: row 2", "'wizard'", "accepted roles: system, user, assistant")
+    assert not store.exists() or not any(store.glob("*/v*"))

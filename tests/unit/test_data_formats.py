@@ -100,6 +100,38 @@ def test_wrong_types_name_the_row(row, problem):
     assert problem in err.value.message
 
 
+WIZARD = [{"role": "wizard", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+
+
+@pytest.mark.parametrize(
+    ("convert", "row", "problem"),
+    [
+        (to_sft, {"messages": WIZARD}, "'messages' message 1 has role 'wizard'"),
+        (to_sft, {"prompt": WIZARD[:1], "completion": "hello"}, "'prompt' message 1 has role 'wizard'"),
+        (
+            to_sft,
+            {"prompt": "hi", "completion": [{"role": "bot", "content": "x"}]},
+            "'completion' message 1 has role 'bot'",
+        ),
+        (to_prompts, {"messages": WIZARD}, "'messages' message 1 has role 'wizard'"),
+        (to_prompts, {"prompt": WIZARD[:1], "answer": "7"}, "'prompt' message 1 has role 'wizard'"),
+    ],
+)
+def test_unknown_role_names_row_role_and_the_roles_accepted(convert, row, problem):
+    with pytest.raises(DataError) as err:
+        convert([SFT_ROWS["messages"], row], "chat.jsonl")
+    assert err.value.message == f"chat.jsonl: row 2: {problem}; accepted roles: system, user, assistant"
+
+
+def test_tool_and_capitalised_roles_are_refused_with_a_reason():
+    tool = {"messages": [*WIZARD[1:], {"role": "tool", "content": "42"}, {"role": "assistant", "content": "x"}]}
+    with pytest.raises(DataError, match="role 'tool'; .*tool calls and tool results are not supported"):
+        to_sft([tool], "x")
+    shouting = {"messages": [{"role": "User", "content": "hi"}, WIZARD[1]]}
+    with pytest.raises(DataError, match=r"role 'User'; accepted roles: system, user, assistant \(lower case\)"):
+        to_sft([shouting], "x")
+
+
 def test_null_columns_count_as_absent():
     # Arrow-backed files fill a column missing from a row with None.
     row = {"messages": None, "prompt": QUESTION, "completion": REPLY, "instruction": None}

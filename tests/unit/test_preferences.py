@@ -189,6 +189,18 @@ def test_bad_rankings_name_the_row(row, problem):
     assert "prompt+chosen+rejected" in err.value.hint
 
 
+def test_unknown_role_in_a_pair_names_row_and_role():
+    row = {
+        "chosen": [{"role": "user", "content": Q}, {"role": "assistant", "content": "5"}],
+        "rejected": [{"role": "human", "content": Q}, {"role": "assistant", "content": "6"}],
+    }
+    with pytest.raises(DataError) as err:
+        to_pairs([row], "prefs.jsonl")
+    assert err.value.message == (
+        "prefs.jsonl: row 1: 'rejected' message 1 has role 'human'; accepted roles: system, user, assistant"
+    )
+
+
 def test_unknown_preference_row_lists_columns_and_formats():
     with pytest.raises(DataError) as err:
         to_pairs([{"prompt": Q, "completion": "5"}], "sft.jsonl")
