@@ -201,6 +201,11 @@ def dense_ranks(values: list[float], higher_is_better: bool) -> list[int]:
 # --- row formats -------------------------------------------------------------------------
 
 
+def holds_responses(row: dict) -> bool:
+    """True when `row` is in one of the preference formats above: it carries responses to compare."""
+    return _detect(row) is not None
+
+
 def _detect(row: dict) -> Callable[[dict], Ranking] | None:
     # Public datasets first: each needs keys that no other format uses.
     if has(row, "completions") and _has_prompt(row):

@@ -365,3 +365,13 @@ def test_malformed_public_rows_name_the_row_and_the_problem(row, problem):
 def test_hint_lists_every_public_dataset():
     names = ["UltraFeedback", "distilabel", "Nectar", "OpenAssistant", "Chatbot Arena", "SHP", "PKU-SafeRLHF", "WebGPT"]
     assert [name for name in names if name not in PREFERENCE_HINT] == []
+
+
+def test_judge_without_a_policy_takes_a_public_ranking_and_refuses_bare_prompts():
+    """`llmpost judge` with no --policy judges the responses the data carries, in any preference format."""
+    from llmpost.stages.judge import check_has_responses
+
+    check_has_responses(NECTAR, "nectar.parquet")
+    check_has_responses(webgpt(0.5, -0.5), "webgpt.jsonl")
+    with pytest.raises(DataError, match="holds prompts but no responses"):
+        check_has_responses({"prompt": "What is 2+2?", "answer": "4"}, "prompts.jsonl")
