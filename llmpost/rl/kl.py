@@ -30,10 +30,17 @@ def kl_estimate(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: s
 
 
 def kl_penalized_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
-    """`[batch, response_length]` rewards: -beta * kl at every response token, plus `scores` at the last one."""
+    """`[batch, response_length]` rewards: -beta * kl at every response token, plus `scores` at the last one.
+
+    A row without response tokens in `mask` (a response left out of the update) gets no
+    reward at all: there is no action to credit it to. Rollouts never sample an empty
+    response (see `rollout_from_token_lists`), so only masked-out rows end up here.
+    """
     rewards = -beta * kl * mask
-    last = mask.sum(dim=1).long().clamp(min=1) - 1
-    rewards[torch.arange(len(scores)), last] += scores
+    lengths = mask.sum(dim=1).long()
+    has_tokens = lengths > 0
+    rows = torch.arange(len(scores), device=rewards.device)[has_tokens]
+    rewards[rows, lengths[has_tokens] - 1] += scores[has_tokens].to(rewards.dtype)
     return rewards
 
 

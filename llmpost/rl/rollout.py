@@ -3,7 +3,8 @@
 A rollout holds each prompt left-padded (generation continues from the right
 edge) and each response right-padded after its last token. The response mask
 marks the tokens the policy actually chose, up to and including the first EOS:
-the prompt and the padding never enter a loss.
+the prompt and the padding never enter a loss. Every response holds at least one
+token (an empty one is its EOS), so every response has a token to carry its reward.
 
 `sample_rollout` samples with transformers' `generate`; `vllm_rollout.py` samples
 with vLLM. Both hand unpadded token lists to `rollout_from_token_lists`, the one
@@ -100,9 +101,14 @@ def rollout_from_token_lists(prompt_ids: list[list[int]], completion_ids: list[l
     Both samplers (transformers here, vLLM in `vllm_rollout.py`) end here, so PPO sees the
     same tensors from either. A completion counts up to and including its first EOS;
     anything after it, and the padding, becomes the pad token outside the response mask.
-    A completion without EOS (cut at max_new_tokens) counts whole.
+    A completion without EOS (cut at max_new_tokens) counts whole. An empty completion (an
+    engine that stopped at once and dropped the stop token) becomes the EOS alone: the policy
+    ended its response there, and that action is what its reward is credited to. Without a
+    token the reward would have nowhere to land, and a policy could escape a bad reward by
+    answering nothing.
     """
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    completion_ids = [list(ids) or [eos] for ids in completion_ids]
     prompt, prompt_mask = pad_rows(prompt_ids, pad, left=True)
     response, sampled = pad_rows(completion_ids, pad, left=False)
     # Padding is never a response token: a completion without EOS may be shorter than the others

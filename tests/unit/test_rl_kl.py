@@ -45,6 +45,14 @@ def test_rewards_charge_kl_on_response_tokens_and_pay_the_score_at_the_last():
     assert torch.allclose(rewards, expected)
 
 
+def test_a_row_without_response_tokens_gets_no_reward():
+    """A response left out of the update (all of its mask 0) carries nothing, not even its score."""
+    kl = torch.tensor([[0.1, 0.2], [0.3, 0.4]])
+    mask = torch.tensor([[1, 1], [0, 0]]).float()
+    rewards = kl_penalized_rewards(torch.tensor([1.0, 5.0]), kl, mask, beta=0.5)
+    assert torch.allclose(rewards, torch.tensor([[-0.05, -0.1 + 1.0], [0.0, 0.0]]))
+
+
 def test_adaptive_controller_follows_ziegler_et_al():
     ctl = AdaptiveKLController(beta=0.1, target=6.0, horizon=10000)
     ctl.update(current_kl=9.0, n_steps=100)  # error 0.5, clipped to 0.2

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from llmpost.rl.gae import gae_advantages
+from llmpost.rl.kl import kl_penalized_rewards
 from llmpost.rl.rollout import (
     positions_from_mask,
     response_mask_from,
@@ -146,3 +148,21 @@ def test_rollout_from_token_lists_when_pad_is_eos(tiny):
 
     r = rollout_from_token_lists([[5], [5]], [[40, 41], [40, 41, 42, EOS]], PadIsEos())
     assert r.response_mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+
+
+def test_an_empty_completion_is_its_eos_and_its_reward_reaches_the_update(tiny):
+    """An engine that stops at once may hand back no token: the response is then the EOS, and carries the reward."""
+    _, _, tok = tiny
+    pad = tok.pad_token_id
+    r = rollout_from_token_lists([[5, 81], [5]], [[40, 41, EOS], []], tok)
+    assert r.response_ids.tolist() == [[40, 41, EOS], [EOS, pad, pad]]
+    assert r.response_mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert r.completions[1] == ""  # the reward function still sees an empty answer
+
+    mask = r.response_mask.float()
+    rewards = kl_penalized_rewards(torch.tensor([0.5, -1.0]), torch.zeros(2, 3), mask, beta=0.1)
+    values = torch.tensor([[0.2, 0.1, 0.3], [0.4, 0.0, 0.0]])
+    advantages, returns = gae_advantages(rewards, values * mask, mask, gamma=1.0, lam=0.95)
+    # A one-token episode: A = r - V(s_0) and the value target is r itself.
+    assert advantages[1, 0].item() == pytest.approx(-1.0 - 0.4)
+    assert returns[1, 0].item() == pytest.approx(-1.0)
