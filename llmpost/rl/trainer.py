@@ -1,7 +1,8 @@
 """One PPO step, readable as the textbook algorithm (Ziegler et al. 2019; Ouyang et al. 2022).
 
     1. rollout   sample one response per prompt from the current policy (transformers or vLLM)
-    2. score     the sequence reward of each response (reward model, verifier, ...)
+    2. score     the sequence reward of each response (reward model, verifier, ...); a response
+                 no reward applies to (NaN) is counted and left out of the update
     3. evaluate  log-probs and values under the policy, log-probs under the reference
     4. rewards   -beta * KL at every response token, plus the sequence reward at the last
     5. GAE       advantages and value targets over response tokens, advantages whitened
@@ -148,21 +149,24 @@ class PPOTrainer:
         rollout = self.rollouts([chat_prompt(self.tokenizer, r["prompt"]) for r in rows])
         t1 = time.perf_counter()
         raw_scores, parts = self.score(rows, rollout)
+        all_scores = self.accelerator.gather(raw_scores)
+        check_some_rewarded(all_scores)
         t2 = time.perf_counter()
         batch, exp_stats = self.experience(rollout, raw_scores)
         update_stats = self.optimise(batch)
         t3 = time.perf_counter()
         self.kl_ctl.update(exp_stats["kl"], self.batch_size * self.accelerator.num_processes)
 
-        all_scores = self.accelerator.gather(raw_scores)
         local = {
             **exp_stats, **update_stats, **{f"reward/{name}": mean for name, mean in parts.items()},
             "response_length": rollout.response_lengths.float().mean().item(),
             "eos_rate": eos_rate(rollout, self.tokenizer.eos_token_id),
         }
         stats = self.mean_over_processes(local)
+        rewarded = all_scores[~all_scores.isnan()]
         stats.update({
-            "reward_mean": all_scores.mean().item(), "reward_std": all_scores.std().item() if all_scores.numel() > 1 else 0.0,
+            "reward_mean": rewarded.mean().item(), "reward_std": rewarded.std().item() if rewarded.numel() > 1 else 0.0,
+            "reward_nan_count": float(all_scores.numel() - rewarded.numel()),
             "beta": self.kl_ctl.value, "learning_rate": self.scheduler.get_last_lr()[0],
             "time_rollout": t1 - t0, "time_score": t2 - t1, "time_train": t3 - t2, "time_step": t3 - t0,
         })
@@ -179,23 +183,28 @@ class PPOTrainer:
     # -- 2. score --------------------------------------------------------------
 
     def score(self, rows: list[dict], rollout: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
-        """Raw sequence rewards `[B]` and the batch mean of each reward part."""
+        """Raw sequence rewards `[B]`, NaN where no reward applied, and the batch mean of each reward part."""
         totals, parts = self.reward_fn([r["prompt"] for r in rows], rollout.completions, rows)
-        # NaN means no reward applied to that response: it scores 0 (a neutral reward) here.
-        scores = torch.tensor([0.0 if math.isnan(t) else t for t in totals], dtype=torch.float32,
-                              device=self.accelerator.device)
+        scores = torch.tensor(totals, dtype=torch.float32, device=self.accelerator.device)
         return scores, {name: nanmean(values) for name, values in parts.items()}
 
     # -- 3-5. evaluate, rewards, GAE --------------------------------------------
 
     @torch.no_grad()
     def experience(self, rollout: Rollout, raw_scores: torch.Tensor) -> tuple[dict, dict[str, float]]:
-        """The rollout as tensors for the update: old log-probs, values, advantages, returns."""
+        """The rollout as tensors for the update: old log-probs, values, advantages, returns.
+
+        A response whose score is NaN (no reward applied to it) is left out of the update: its
+        tokens are masked out of the rewards, advantages, whitening and losses. Were it scored
+        0 instead, it would be pushed up or down by where 0 sits among the other rewards.
+        """
         device = self.accelerator.device
+        sampled = rollout.response_mask.to(device).float()
+        rewarded = ~raw_scores.isnan()
         batch = {
             "input_ids": rollout.input_ids.to(device), "attention_mask": rollout.attention_mask.to(device),
             "position_ids": rollout.position_ids.to(device), "response_ids": rollout.response_ids.to(device),
-            "response_mask": rollout.response_mask.to(device).float(),
+            "response_mask": sampled * rewarded.unsqueeze(1),
         }
         temperature, mask = self.rollout_cfg.temperature, batch["response_mask"]
         old_logprobs, old_values, entropy = [], [], []
@@ -212,11 +221,14 @@ class PPOTrainer:
             ref_logprobs = torch.cat([self.reference.logprobs({k: v[idx] for k, v in batch.items()}, temperature)
                                       for idx in torch.arange(len(mask)).split(self.micro_batch_size)])
 
-        scores = raw_scores
         if self.moments is not None:
-            self.moments.update(self.accelerator.gather(raw_scores))
-        scores = scale_scores(scores, self.moments, self.ppo.reward_clip)
-        kl = kl_estimate(batch["old_logprobs"], ref_logprobs, self.kl_cfg.estimator) * mask
+            all_scores = self.accelerator.gather(raw_scores)
+            self.moments.update(all_scores[~all_scores.isnan()])
+        # The 0 in place of NaN never reaches the update (those rows are masked out); it only keeps NaN
+        # out of the arithmetic, where NaN * 0 would still be NaN.
+        scores = scale_scores(raw_scores.nan_to_num(0.0), self.moments, self.ppo.reward_clip)
+        # The KL of every sampled response, rewarded or not: it measures the policy, not the reward.
+        kl = kl_estimate(batch["old_logprobs"], ref_logprobs, self.kl_cfg.estimator) * sampled
         rewards = kl_penalized_rewards(scores, kl, mask, self.kl_ctl.value)
         advantages, returns = gae_advantages(rewards, batch["old_values"] * mask, mask, self.ppo.gamma, self.ppo.lam)
         if self.ppo.whiten_advantages:
@@ -226,8 +238,8 @@ class PPOTrainer:
         stats = {
             "kl": seq_kl.mean().item(),
             "kl_penalty": (-self.kl_ctl.value * seq_kl).mean().item(),
-            "entropy": masked_mean(torch.cat(entropy), mask).item(),
-            "score_scaled_mean": scores.mean().item(),
+            "entropy": masked_mean(torch.cat(entropy), sampled).item(),
+            "score_scaled_mean": masked_mean(scores, rewarded.float()).item(),
             "value_mean": masked_mean(batch["old_values"], mask).item(),
             "return_mean": masked_mean(returns, mask).item(),
         }
@@ -305,6 +317,22 @@ class PPOTrainer:
         values = torch.tensor([float(stats[k]) for k in keys], device=self.accelerator.device)
         values = self.accelerator.reduce(values, reduction="mean")
         return dict(zip(keys, values.tolist(), strict=True))
+
+
+def check_some_rewarded(scores: torch.Tensor) -> None:
+    """Fail when no response of a step (on any process) has a reward: PPO would have nothing to learn from.
+
+    Some NaN rewards are expected (a reward that does not apply to a row); all of them, in a
+    whole batch, is almost always rewards that do not fit the data. Every process sees the same
+    gathered scores, so all of them stop together.
+    """
+    from llmpost.rewards.registry import RewardError
+
+    if scores.numel() and scores.isnan().all():
+        raise RewardError(f"no reward applied to any of the {scores.numel()} responses of a PPO step "
+                          "(every reward returned None or NaN): there is nothing to learn from",
+                          hint="check that the data has what the rewards read (e.g. an `answer` column for "
+                               "exact_match) and that a user reward returns a number where it applies")
 
 
 def nanmean(values: list[float]) -> float:
