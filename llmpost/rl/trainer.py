@@ -9,10 +9,10 @@
     6. update    several epochs of clipped policy + value loss over shuffled minibatches,
                  each minibatch split into `grad_accum` passes; stop early when the
                  policy has moved too far (approx-KL)
-    7. control   adapt beta toward the target KL (when one is set)
+    7. control   adapt beta toward the target KL (when one is set), from the KL of every process
 
 Runs on one device or under `accelerate launch` / `torchrun` (DDP): each process
-samples its own prompts; gradients, statistics and stop decisions are shared.
+samples its own prompts; gradients, statistics, stop decisions and beta are shared.
 """
 
 from __future__ import annotations
@@ -155,7 +155,6 @@ class PPOTrainer:
         batch, exp_stats = self.experience(rollout, raw_scores)
         update_stats = self.optimise(batch)
         t3 = time.perf_counter()
-        self.kl_ctl.update(exp_stats["kl"], self.batch_size * self.accelerator.num_processes)
 
         local = {
             **exp_stats, **update_stats, **{f"reward/{name}": mean for name, mean in parts.items()},
@@ -163,6 +162,10 @@ class PPOTrainer:
             "eos_rate": eos_rate(rollout, self.tokenizer.eos_token_id),
         }
         stats = self.mean_over_processes(local)
+        # beta follows the KL of every process's responses: one beta, the same on every process
+        # (and so in the checkpoint, which the main process writes).
+        self.kl_ctl.update(stats["kl"], self.batch_size * self.accelerator.num_processes)
+        self.check_same_on_every_process("beta", self.kl_ctl.value)
         rewarded = all_scores[~all_scores.isnan()]
         stats.update({
             "reward_mean": rewarded.mean().item(), "reward_std": rewarded.std().item() if rewarded.numel() > 1 else 0.0,
@@ -308,6 +311,14 @@ class PPOTrainer:
             loss = loss - self.ppo.entropy_coef * masked_mean(entropy_from_logits(logits), mask)
         stats = {"policy_loss": pg_loss.detach(), "value_loss": vf_loss.detach(), **pg_stats, **vf_stats}
         return loss, stats
+
+    def check_same_on_every_process(self, name: str, value: float) -> None:
+        """Fail loudly when state that every process must share (beta) has drifted apart between them."""
+        if self.accelerator.num_processes == 1:
+            return
+        values = self.accelerator.gather(torch.tensor([value], dtype=torch.float64, device=self.accelerator.device))
+        if not all(math.isclose(v, value, rel_tol=1e-9) for v in values.tolist()):
+            raise RuntimeError(f"{name} differs between processes: {values.tolist()}")
 
     def mean_over_processes(self, stats: dict[str, float]) -> dict[str, float]:
         """Each statistic averaged over processes (the identity on one process)."""

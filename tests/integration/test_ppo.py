@@ -16,7 +16,7 @@ from conftest import QUICKSTART, eval_report, ok, run_cli
 from llmpost.artifacts.store import Store
 
 # What every PPO step logs (metrics.jsonl), as the issue asks.
-LOGGED = {"reward_mean", "reward_std", "kl", "beta", "entropy", "policy_loss", "value_loss", "clip_frac",
+LOGGED = {"reward_mean", "reward_std", "reward_nan_count", "kl", "beta", "entropy", "policy_loss", "value_loss", "clip_frac",
           "approx_kl", "response_length", "time_rollout", "time_score", "time_train"}
 
 TOY_REWARD = '''\
@@ -152,6 +152,32 @@ def test_ddp_two_cpu_processes_write_one_artifact(store, toy_files):
     rows = metrics_of(art)
     assert len(rows) == 12
     assert mean([r["reward_mean"] for r in rows[-4:]]) > mean([r["reward_mean"] for r in rows[:3]])
+
+
+def test_ddp_processes_share_one_adaptive_beta(store, toy_files):
+    """Adaptive KL under `torchrun --nproc_per_node 2`: beta follows the KL of both processes' responses.
+
+    Each process samples its own responses, so the two measure different KLs. Were beta updated
+    from each one's own KL, the two betas would drift apart (the run compares them every step and
+    fails) and the logged and checkpointed beta would be rank 0's alone.
+    """
+    prompts, reward = toy_files
+    target, horizon, coef = 1.0, 32, 0.05
+    env = {**os.environ, "LLMPOST_STORE": str(store), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "llmpost",
+           "ppo", "--prompts", str(prompts), "--reward", f"{reward}:has_seven", "--out", "ddp-kl", "--batch-size", "8",
+           "--max-new-tokens", "8", "--lr", "1e-3", "--set", "max_steps=4", "--set", "eval.enabled=false",
+           "--set", f"kl.coef={coef}", "--set", f"kl.target={target}", "--set", f"kl.horizon={horizon}"]
+    ok(subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600))
+    rows = metrics_of(Store(store).resolve("ddp-kl"))
+    assert len(rows) == 4
+    # Ziegler et al.'s update, recomputed from the logged KL (the mean over both processes' 2 x 8 responses).
+    beta = coef
+    for row in rows:
+        error = min(max(row["kl"] / target - 1.0, -0.2), 0.2)
+        beta *= 1.0 + error * 16 / horizon
+        assert row["beta"] == pytest.approx(beta, rel=1e-9), rows
+    assert beta != pytest.approx(coef)  # beta did move
 
 
 @pytest.mark.slow
