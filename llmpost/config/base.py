@@ -7,7 +7,8 @@ keys are errors (`extra="forbid"`), never silently ignored.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,8 +39,48 @@ class EvalSettings(Strict):
     batch_size: int = Field(64, ge=1, description="prompts generated at once during evaluation")
 
 
+@dataclass(frozen=True)
+class LearningRates:
+    """A stage's learning rates when `learning_rate` is not set: one per kind of run."""
+
+    tiny: float  # the built-in tiny model, tuned on the built-in task
+    lora: float  # any other model, training a LoRA adapter (--lora, --qlora)
+    full: float  # any other model, training all weights
+
+    def __str__(self) -> str:
+        return f"{_short(self.tiny)} for tiny, {_short(self.lora)} with LoRA, {_short(self.full)} full fine-tuning"
+
+
+def _short(value: float) -> str:
+    """3e-3, not 0.003 or 3e-03: learning rates as people write them."""
+    mantissa, exponent = f"{value:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def learning_rate_field(defaults: LearningRates, what: str = "peak learning rate"):
+    """The `learning_rate` field, its description stating the stage's `defaults`."""
+    return Field(None, gt=0, description=f"{what}; default: {defaults}")
+
+
+def learning_rate(cfg: TrainConfig, is_tiny: bool) -> float:
+    """The configured learning rate, or the stage's default (`default_learning_rates`) for the model and method."""
+    if cfg.learning_rate is not None:
+        return cfg.learning_rate
+    defaults = cfg.default_learning_rates
+    if is_tiny:
+        return defaults.tiny
+    return defaults.lora if cfg.uses_lora else defaults.full
+
+
 class TrainConfig(Strict):
-    """Keys common to all training stages."""
+    """Keys common to all training stages.
+
+    A stage whose learning rates differ declares its own `default_learning_rates` and
+    `learning_rate = learning_rate_field(default_learning_rates)`, so `learning_rate()`
+    and the key's description both follow it.
+    """
+
+    default_learning_rates: ClassVar[LearningRates] = LearningRates(tiny=3e-3, lora=2e-4, full=2e-5)
 
     model: str = Field("tiny", description="base: 'tiny', an artifact ref (NAME, NAME@vN), a local path or a hub id")
     data: str | None = Field(None, description="training data: a file, a saved dataset dir, builtin:NAME or a hub id")
@@ -47,9 +88,7 @@ class TrainConfig(Strict):
     seed: int = Field(0, description="random seed for data order, initialisation and sampling")
     epochs: float = Field(1.0, gt=0, description="passes over the training data (ignored when max_steps > 0)")
     max_steps: int = Field(-1, description="stop after this many optimizer steps; -1 = use epochs")
-    learning_rate: float | None = Field(
-        None, gt=0, description="peak learning rate; default: 3e-3 for tiny, 2e-4 with LoRA, 2e-5 full fine-tuning"
-    )
+    learning_rate: float | None = learning_rate_field(default_learning_rates)
     batch_size: int = Field(8, ge=1, description="examples per device per step")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
     max_length: int = Field(512, ge=8, description="truncate tokenized examples to this many tokens")

@@ -28,11 +28,12 @@ and the task's exact-match accuracy before and after, as `llmpost sft` does.
 from __future__ import annotations
 
 import difflib
-from typing import Literal
+from dataclasses import replace
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmpost.config.base import TrainConfig
+from llmpost.config.base import LearningRates, TrainConfig, learning_rate_field
 from llmpost.stages.context import StageContext, StageResult
 
 DEFAULT_EVAL = "builtin:arith-prompts:test"
@@ -40,12 +41,13 @@ DEFAULT_EVAL_PAIRS = "builtin:arith-pairs:test"
 # The loss types TRL's DPOTrainer implements (trl 1.x `DPOConfig.loss_type`).
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
-# DPO on the tiny model moves fast: from an SFT at 0.74 exact match, 150 steps at 5e-4 fell to
-# 0.29 (wrong answers pushed down drag the shared number tokens with them); 1e-4 kept ~0.7.
-TINY_DPO_LR = 1e-4
 
 
 class Config(TrainConfig):
+    # DPO on the tiny model moves fast: from an SFT at 0.74 exact match, 150 steps at 5e-4 fell to
+    # 0.29 (wrong answers pushed down drag the shared number tokens with them); 1e-4 kept ~0.7.
+    default_learning_rates: ClassVar[LearningRates] = replace(TrainConfig.default_learning_rates, tiny=1e-4)
+    learning_rate: float | None = learning_rate_field(default_learning_rates)
     data: str = Field("builtin:arith-pairs", description="preferences: pairs, rankings, UltraFeedback rows, or a judge artifact")
     eval_pairs: str | None = Field(
         DEFAULT_EVAL_PAIRS, description="held-out preference data for implicit-reward accuracy; null to skip"
@@ -179,8 +181,6 @@ def build_dpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
         max_length=cfg.max_length, precompute_ref_log_probs=cfg.precompute_ref,
         eval_strategy="no", dataset_num_proc=None,
     )
-    if cfg.learning_rate is None and is_tiny:
-        stage_args["learning_rate"] = TINY_DPO_LR
     return build_args(DPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny, **stage_args)
 
 

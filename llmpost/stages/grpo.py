@@ -13,23 +13,24 @@ reward of greedy answers, before and after.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmpost.config.base import EvalSettings, TrainConfig
+from llmpost.config.base import EvalSettings, LearningRates, TrainConfig, learning_rate_field
 from llmpost.rl.vllm_rollout import check_vllm
 from llmpost.stages.context import StageContext, StageResult
 
 DEFAULT_DATA = "builtin:arith-prompts"
 LOSS_TYPES = Literal["dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
-# Learning rates when none is given. RL moves a model further per step than SFT on the same
-# rate, so these sit below the SFT defaults. On the tiny model after SFT (exact match 0.74),
-# 100 steps at 5e-4 or 1e-3 collapsed it (completions stopped ending; 0.14), 1e-4 held it (0.725).
-TINY_LR, LORA_LR, FULL_LR = 1e-4, 2e-5, 1e-6
 
 
 class Config(TrainConfig):
+    # RL moves a model further per step than SFT on the same rate, so these sit below the SFT
+    # defaults. On the tiny model after SFT (exact match 0.74), 100 steps at 5e-4 or 1e-3
+    # collapsed it (completions stopped ending; 0.14), 1e-4 held it (0.725).
+    default_learning_rates: ClassVar[LearningRates] = LearningRates(tiny=1e-4, lora=2e-5, full=1e-6)
+    learning_rate: float | None = learning_rate_field(default_learning_rates)
     data: str = Field(DEFAULT_DATA, description="prompts, with the columns the rewards read (answer, tests, ...)")
     rewards: list[str] = Field(
         ["exact_match"],
@@ -161,7 +162,6 @@ def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
 
     return build_args(
         GRPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
-        learning_rate=grpo_learning_rate(cfg, is_tiny),
         num_generations=cfg.num_generations, beta=cfg.beta, epsilon=cfg.epsilon, num_iterations=cfg.num_iterations,
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, loss_type=cfg.loss_type,
         scale_rewards=cfg.scale_rewards, reward_weights=[parse_reward_spec(s)[1] for s in cfg.rewards],
@@ -169,15 +169,6 @@ def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
         # GRPOConfig turns checkpointing on by default; llmpost's own default (off) must win.
         activation_checkpointing=cfg.gradient_checkpointing,
     )
-
-
-def grpo_learning_rate(cfg: Config, is_tiny: bool) -> float:
-    """The configured learning rate, or GRPO's default for the model and method."""
-    if cfg.learning_rate is not None:
-        return cfg.learning_rate
-    if is_tiny:
-        return TINY_LR
-    return LORA_LR if cfg.uses_lora else FULL_LR
 
 
 def prompt_rows(ctx: StageContext, ref: str, system_prompt: str | None) -> list[dict]:

@@ -26,21 +26,21 @@ DDP averages the gradients; only the main process evaluates and writes.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmpost.config.base import EvalSettings, TrainConfig
+from llmpost.config.base import EvalSettings, LearningRates, TrainConfig, learning_rate, learning_rate_field
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
 from llmpost.stages.context import StageContext, StageResult
 
 DEFAULT_DATA = "builtin:arith-prompts"
-# Learning rates when none is given: PPO takes several updates per batch, so these sit well
-# below the SFT defaults; the tiny model's was tuned on the built-in task.
-TINY_LR, LORA_LR, FULL_LR = 3e-4, 1e-5, 1e-6
 
 
 class Config(TrainConfig):
+    # PPO takes several updates per batch, so these sit well below the SFT defaults; the tiny
+    # model's was tuned on the built-in task.
+    default_learning_rates: ClassVar[LearningRates] = LearningRates(tiny=3e-4, lora=1e-5, full=1e-6)
     model: str = Field("tiny", description="the policy to improve (--policy): an artifact ref such as `sft`, 'tiny', a local dir or a hub id")
     data: str = Field(DEFAULT_DATA, description="prompts to answer, with the columns the rewards read (answer, tests, ...)")
     rewards: list[str] = Field(
@@ -50,9 +50,7 @@ class Config(TrainConfig):
     )
     batch_size: int = Field(16, ge=1, description="prompts per device per PPO step, one sampled response each")
     logging_steps: int = Field(1, ge=1, description="write metrics.jsonl every N PPO steps")
-    learning_rate: float | None = Field(
-        None, gt=0, description="learning rate of policy and value head; default: 3e-4 tiny, else 1e-5 LoRA, 1e-6 full"
-    )
+    learning_rate: float | None = learning_rate_field(default_learning_rates, "learning rate of policy and value head")
     rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="how responses are sampled")
     kl: KLSettings = Field(default_factory=KLSettings, description="the KL penalty towards the reference policy")
     ppo: PPOSettings = Field(default_factory=PPOSettings, description="the PPO update: epochs, minibatches, clipping, GAE")
@@ -158,7 +156,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     rollouts = vllm_rollouts(cfg, policy, tokenizer, accelerator) if cfg.vllm else None  # None: transformers
     trainer = PPOTrainer(
         policy, reference, tokenizer, reward, prompts, rollout=cfg.rollout, kl=cfg.kl, ppo=cfg.ppo,
-        batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, learning_rate=ppo_learning_rate(cfg, src.is_tiny),
+        batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, learning_rate=learning_rate(cfg, src.is_tiny),
         steps=cfg.max_steps, epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio,
         max_prompt_length=max_prompt_length(cfg), seed=cfg.seed, accelerator=accelerator, rollouts=rollouts,
     )
@@ -217,15 +215,6 @@ def vllm_rollouts(cfg: Config, policy, tokenizer, accelerator):
                         server_url=cfg.vllm_server_url, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                         max_prompt_length=max_prompt_length(cfg), max_num_seqs=cfg.batch_size,
                         trust_remote_code=cfg.trust_remote_code)
-
-
-def ppo_learning_rate(cfg: Config, is_tiny: bool) -> float:
-    """The configured learning rate, or PPO's default for the model and method."""
-    if cfg.learning_rate is not None:
-        return cfg.learning_rate
-    if is_tiny:
-        return TINY_LR
-    return LORA_LR if cfg.uses_lora else FULL_LR
 
 
 # --- evaluation ----------------------------------------------------------------------------

@@ -13,19 +13,8 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from llmpost.config.base import TrainConfig
+from llmpost.config.base import TrainConfig, learning_rate
 from llmpost.errors import ConfigError
-
-TINY_LR, LORA_LR, FULL_LR = 3e-3, 2e-4, 2e-5
-
-
-def default_learning_rate(cfg: TrainConfig, is_tiny: bool) -> float:
-    """The configured learning rate, or a default that suits the model and method."""
-    if cfg.learning_rate is not None:
-        return cfg.learning_rate
-    if is_tiny:
-        return TINY_LR
-    return LORA_LR if cfg.uses_lora else FULL_LR
 
 
 def check_trainer_keys(args_cls: type, trainer: dict[str, Any]) -> None:
@@ -53,7 +42,7 @@ def build_args(args_cls: type, cfg: TrainConfig, work_dir: Path, *, is_tiny: boo
         output_dir=str(work_dir),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
-        learning_rate=default_learning_rate(cfg, is_tiny),
+        learning_rate=learning_rate(cfg, is_tiny),
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,

@@ -51,3 +51,28 @@ def test_load_yaml_wants_a_mapping(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_yaml(bad)
+
+
+# Each stage's learning rates when none is given: (tiny model, LoRA, full fine-tuning).
+DEFAULT_LEARNING_RATES = {
+    "sft": (3e-3, 2e-4, 2e-5), "rm": (3e-3, 2e-4, 2e-5), "dpo": (1e-4, 2e-4, 2e-5),
+    "grpo": (1e-4, 2e-5, 1e-6), "ppo": (3e-4, 1e-5, 1e-6),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(DEFAULT_LEARNING_RATES))
+def test_default_learning_rates_are_decided_once_and_described_truthfully(stage):
+    from llmpost.config.base import learning_rate
+    from llmpost.stages import load_stage
+
+    config_cls = load_stage(stage).Config
+    tiny, lora, full = DEFAULT_LEARNING_RATES[stage]
+    plain = config_cls()
+    assert learning_rate(plain, is_tiny=True) == tiny
+    assert learning_rate(config_cls(lora={"enabled": True}), is_tiny=False) == lora
+    assert learning_rate(config_cls(qlora=True), is_tiny=False) == lora
+    assert learning_rate(plain, is_tiny=False) == full
+    assert learning_rate(config_cls(learning_rate=0.5), is_tiny=True) == 0.5  # a given rate always wins
+    description = config_cls.model_fields["learning_rate"].description
+    shown = [f"{value:.0e}".replace("e-0", "e-") for value in (tiny, lora, full)]
+    assert f"default: {shown[0]} for tiny, {shown[1]} with LoRA, {shown[2]} full fine-tuning" in description
