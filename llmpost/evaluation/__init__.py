@@ -1,1 +1,3 @@
-"""Held-out evaluation shared by every stage and `llmpost eval`: generation, exact match, loss."""
+"""Held-out evaluation shared by every stage and `llmpost eval`: generation, answer checking,
+per-item results (heldout.py), what goes into eval.json and eval_items.jsonl (report.py), and
+the statistics behind their intervals (stats.py)."""

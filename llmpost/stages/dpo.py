@@ -109,7 +109,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from trl import DPOTrainer
 
     from llmpost.data.formats import to_prompts
-    from llmpost.evaluation.task import exact_match
+    from llmpost.evaluation.heldout import evaluate
+    from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
     from llmpost.stages.training import quiet, report_callback, resume_checkpoint, set_seed
@@ -131,11 +132,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     if not cfg.uses_lora and not src.adapter_path and not cfg.precompute_ref:
         ref_model = load_model(src, trust_remote_code=cfg.trust_remote_code).eval()
 
-    def evaluate(m) -> dict:
-        return exact_match(m, tokenizer, held_out[: cfg.eval.max_samples], max_new_tokens=cfg.eval.max_new_tokens,
-                           batch_size=cfg.eval.batch_size)
+    def evaluate_model(m):
+        return evaluate(m, tokenizer, held_out[: cfg.eval.max_samples], max_new_tokens=cfg.eval.max_new_tokens,
+                        batch_size=cfg.eval.batch_size)
 
-    before = evaluate(model) if held_out else None
+    before = evaluate_model(model) if held_out else None
     trainer = quiet(DPOTrainer(
         model=model, ref_model=ref_model, args=args, train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(held_out_pairs) if held_out_pairs else None,
@@ -143,24 +144,18 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         callbacks=[report_callback(ctx, "dpo")],
     ))
     output = trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
-    after = evaluate(trainer.model) if held_out else None
+    after = evaluate_model(trainer.model) if held_out else None
     rewards = implicit_rewards(trainer) if held_out_pairs else None
 
     drop_reference_adapter(trainer.model)
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
-    report = {
-        **(rewards or {}),
-        "exact_match_before": before and before["exact_match"],
-        "exact_match": after and after["exact_match"],
-        "n_eval": after and after["n"],
-        "samples": after and after["samples"],
-    }
+    write_items(ctx.out_dir, before, after)
+    report = {**(rewards or {}), **eval_fields(before, after)}
     final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), output.training_loss)
     metrics = {
         "reward_accuracy": rewards and rewards["reward_accuracy"],
         "reward_margin": rewards and rewards["reward_margin"],
-        "exact_match_before": report["exact_match_before"],
-        "exact_match": report["exact_match"],
+        **headline(report),
         "train_loss": final_loss,
         "train_pairs": len(train),
         "steps": trainer.state.global_step,
@@ -206,6 +201,8 @@ def implicit_rewards(trainer) -> dict:
     """
     import torch
 
+    from llmpost.evaluation.report import rate_fields
+
     model = trainer.model
     was_training = model.training
     model.eval()
@@ -229,12 +226,12 @@ def implicit_rewards(trainer) -> dict:
     chosen_reward = trainer.beta * (chosen - ref_chosen)
     rejected_reward = trainer.beta * (rejected - ref_rejected)
     return {
-        "reward_accuracy": (chosen_reward > rejected_reward).float().mean().item(),
+        **rate_fields("reward_accuracy", (chosen_reward > rejected_reward).tolist()),
         "reward_margin": (chosen_reward - rejected_reward).mean().item(),
         "chosen_reward": chosen_reward.mean().item(),
         "rejected_reward": rejected_reward.mean().item(),
-        "logp_accuracy_before": (ref_chosen > ref_rejected).float().mean().item(),
-        "logp_accuracy": (chosen > rejected).float().mean().item(),
+        **rate_fields("logp_accuracy_before", (ref_chosen > ref_rejected).tolist()),
+        **rate_fields("logp_accuracy", (chosen > rejected).tolist()),
         "n_pairs": len(chosen),
     }
 

@@ -30,7 +30,8 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.data.formats import to_prompts
-    from llmpost.evaluation.task import exact_match
+    from llmpost.evaluation.heldout import evaluate
+    from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.load import load_model, load_tokenizer
     from llmpost.stages.training import set_seed
 
@@ -39,8 +40,9 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     rows = to_prompts(ctx.data(cfg.data).rows, cfg.data)[: cfg.max_samples]
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)
     model = load_model(src, qlora=cfg.qlora, trust_remote_code=cfg.trust_remote_code)
-    report = exact_match(model, tokenizer, rows, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                         keep_samples=10)
-    return StageResult(metrics={"exact_match": report["exact_match"], "n_eval": report["n"]}, eval=report)
+    result = evaluate(model, tokenizer, rows, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+    write_items(ctx.out_dir, None, result)  # one model: its items are the "after" phase
+    report = eval_fields(None, result, samples=10)
+    return StageResult(metrics={**headline(report), "n_eval": report["n_eval"]}, eval=report)
 
 

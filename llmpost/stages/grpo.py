@@ -8,7 +8,8 @@ is logged separately (`rewards/NAME/mean` in metrics.jsonl).
 
 run(): resolve inputs -> build rewards -> load model -> evaluate before -> train ->
 evaluate after -> save. The held-out evaluation reports exact match and the mean
-reward of greedy answers, before and after.
+reward of greedy answers, before and after, with intervals and the paired change
+(`evaluation/report.py`; every answer in eval_items.jsonl).
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def eval_data(cfg: Config) -> str | None:
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     from datasets import Dataset
 
+    from llmpost.evaluation.heldout import evaluate
+    from llmpost.evaluation.report import headline, write_items
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
     from llmpost.rewards.registry import CombinedReward
@@ -129,24 +132,27 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                        trust_remote_code=cfg.trust_remote_code)
     peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
 
-    def evaluate(m) -> dict | None:
-        return evaluate_policy(m, tokenizer, held_out, reward, cfg.eval) if held_out else None
+    def evaluate_model(m):
+        if not held_out:
+            return None
+        return evaluate(m, tokenizer, held_out, max_new_tokens=cfg.eval.max_new_tokens,
+                        batch_size=cfg.eval.batch_size, reward=reward)
 
     with intra_op_threads(1 if src.is_tiny else None):
-        before = evaluate(model)
+        before = evaluate_model(model)
         trainer = quiet(timed_grpo_trainer()(
             model=model, reward_funcs=reward.trl_functions(), args=args, train_dataset=Dataset.from_list(train),
             processing_class=tokenizer, peft_config=peft_config, callbacks=[report_callback(ctx, "grpo")],
         ))
         trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
-        after = evaluate(trainer.model)
+        after = evaluate_model(trainer.model)
 
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
+    write_items(ctx.out_dir, before, after)
     report = eval_report(before, after, reward)
     last = last_logged(trainer.state.log_history)
     metrics = {k: v for k, v in {
-        "exact_match_before": report["exact_match_before"], "exact_match": report["exact_match"],
-        "reward_before": report["reward_before"], "reward": report["reward"],
+        **headline(report), "reward_before": report.get("reward_before"), "reward": report.get("reward"),
         "train_reward": last.get("reward"), "steps": trainer.state.global_step,
     }.items() if v is not None}
     card = ("Trained with GRPO on rewards " + ", ".join(f"{r['name']} (weight {r['weight']:g})" for r in report["rewards"])
@@ -183,45 +189,11 @@ def prompt_rows(ctx: StageContext, ref: str, system_prompt: str | None) -> list[
     return rows
 
 
-def evaluate_policy(model, tokenizer, rows: list[dict], reward, settings: EvalSettings, keep_samples: int = 5) -> dict:
-    """Greedy answers to held-out `rows`: exact match (rows with an answer) and each reward's mean."""
-    import math
+def eval_report(before, after, reward) -> dict:
+    """eval.json: the held-out figures before/after (`evaluation/report.py`) and the rewards used."""
+    from llmpost.evaluation.report import eval_fields
 
-    from llmpost.evaluation.answers import extract_answer, is_correct
-    from llmpost.evaluation.generation import generate
-
-    prompts = [r["prompt"] for r in rows]
-    outputs = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
-    total, per = reward(prompts, outputs, rows)
-    hits = [is_correct(out, r["answer"]) for out, r in zip(outputs, rows, strict=True) if r.get("answer") is not None]
-
-    def mean(values: list[float]) -> float | None:
-        values = [v for v in values if not math.isnan(v)]
-        return sum(values) / len(values) if values else None
-
-    samples = [{"prompt": r["prompt"][-1]["content"], "output": out, "extracted": extract_answer(out),
-                "answer": r.get("answer"), "reward": t}
-               for r, out, t in list(zip(rows, outputs, total, strict=True))[:keep_samples]]
-    return {"exact_match": sum(hits) / len(hits) if hits else None, "reward": mean(total),
-            "rewards": {name: mean(values) for name, values in per.items()}, "n": len(rows), "samples": samples}
-
-
-def eval_report(before: dict | None, after: dict | None, reward) -> dict:
-    """eval.json: exact match and mean reward before/after, each reward's mean, a few samples."""
-    def get(result, key):
-        return result.get(key) if result else None
-
-    return {
-        "exact_match_before": get(before, "exact_match"),
-        "exact_match": get(after, "exact_match"),
-        "reward_before": get(before, "reward"),
-        "reward": get(after, "reward"),
-        "rewards_before": get(before, "rewards"),
-        "rewards_after": get(after, "rewards"),
-        "rewards": reward.describe(),
-        "n_eval": get(after, "n"),
-        "samples": get(after, "samples"),
-    }
+    return eval_fields(before, after, stage={"rewards": reward.describe()})
 
 
 def last_logged(history: list[dict]) -> dict:

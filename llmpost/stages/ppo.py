@@ -12,7 +12,8 @@ trainer -> evaluate before -> train (metrics.jsonl every step, a checkpoint in t
 work dir every 10% of the steps: an interrupted run resumes there) -> evaluate
 after -> save the policy. The held-out report holds exact match, the mean reward and
 each reward's mean (the reward model's score for `rm:REF`) of greedy answers,
-before and after, and the KL the policy ended at.
+before and after, with intervals and the paired change (`evaluation/report.py`; every
+answer in eval_items.jsonl), and the KL the policy ended at.
 
 Rollouts are sampled with transformers' `generate`, or with `--vllm` by vLLM: in this
 process (`vllm_mode: colocate`, on `vllm_gpu_memory_utilization` of the GPU) or from a
@@ -25,7 +26,6 @@ DDP averages the gradients; only the main process evaluates and writes.
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -127,6 +127,8 @@ def eval_data(cfg: Config) -> str | None:
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.data.formats import to_prompts
+    from llmpost.evaluation.heldout import evaluate
+    from llmpost.evaluation.report import headline, write_items
     from llmpost.models.load import load_tokenizer
     from llmpost.rewards.registry import CombinedReward
     from llmpost.rl.policy import load_policy, save_policy
@@ -161,27 +163,28 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         max_prompt_length=max_prompt_length(cfg), seed=cfg.seed, accelerator=accelerator, rollouts=rollouts,
     )
 
-    def evaluate() -> dict | None:
+    def evaluate_policy():
         if not (held_out and is_main):
             return None
-        return evaluate_policy(trainer.policy, tokenizer, held_out, reward, cfg.eval)
+        return evaluate(trainer.policy, tokenizer, held_out, max_new_tokens=cfg.eval.max_new_tokens,
+                        batch_size=cfg.eval.batch_size, reward=reward)
 
     with intra_op_threads(1 if src.is_tiny else None):
-        before = evaluate()
+        before = evaluate_policy()
         accelerator.wait_for_everyone()
         with StepReporter(ctx, trainer.steps, cfg.logging_steps, enabled=is_main) as reporter:
             # A checkpoint every 10% of the steps (at least 10 apart); a rerun of the same config resumes from it.
             history = trainer.train(on_step=reporter.step, checkpoint_dir=ctx.work_dir,
                                     checkpoint_every=checkpoint_interval(trainer.steps))
-        after = evaluate()
+        after = evaluate_policy()
 
     if is_main:
         save_policy(trainer.policy, tokenizer, ctx.out_dir / "model", src)
+        write_items(ctx.out_dir, before, after)
     accelerator.wait_for_everyone()
     report = eval_report(before, after, reward, history, reference.kind)
     metrics = {k: v for k, v in {
-        "exact_match_before": report["exact_match_before"], "exact_match": report["exact_match"],
-        "reward_before": report["reward_before"], "reward": report["reward"],
+        **headline(report), "reward_before": report.get("reward_before"), "reward": report.get("reward"),
         "rm_score_before": report["rm_score_before"], "rm_score": report["rm_score"],
         "kl": report["kl"], "kl_max": report["kl_max"], "train_reward": report["train_reward"],
         "steps": len(history), "num_processes": accelerator.num_processes,
@@ -220,54 +223,26 @@ def vllm_rollouts(cfg: Config, policy, tokenizer, accelerator):
 # --- evaluation ----------------------------------------------------------------------------
 
 
-def evaluate_policy(model, tokenizer, rows: list[dict], reward, settings: EvalSettings, keep_samples: int = 5) -> dict:
-    """Greedy answers to held-out `rows`: exact match (rows with an answer), the mean reward and each part's mean."""
-    from llmpost.evaluation.answers import extract_answer, is_correct
-    from llmpost.evaluation.generation import generate
+def eval_report(before, after, reward, history: list[dict], reference_kind: str) -> dict:
+    """eval.json: the held-out figures before/after (`evaluation/report.py`), the reward model's score, the KL reached."""
+    from llmpost.evaluation.report import eval_fields
+    from llmpost.evaluation.stats import mean_or_none
 
-    prompts = [r["prompt"] for r in rows]
-    outputs = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
-    total, per = reward(prompts, outputs, rows)
-    hits = [is_correct(out, r["answer"]) for out, r in zip(outputs, rows, strict=True) if r.get("answer") is not None]
-    samples = [{"prompt": r["prompt"][-1]["content"], "output": out, "extracted": extract_answer(out),
-                "answer": r.get("answer"), "reward": t}
-               for r, out, t in list(zip(rows, outputs, total, strict=True))[:keep_samples]]
-    return {"exact_match": sum(hits) / len(hits) if hits else None, "reward": nanmean(total),
-            "rewards": {name: nanmean(values) for name, values in per.items()}, "n": len(rows), "samples": samples}
-
-
-def eval_report(before: dict | None, after: dict | None, reward, history: list[dict], reference_kind: str) -> dict:
-    """eval.json: exact match, mean reward and reward-model score before/after, the KL reached, samples."""
-    def get(result, key):
-        return result.get(key) if result else None
-
-    def rm_score(result) -> float | None:
-        scores = [v for name, v in (get(result, "rewards") or {}).items() if name.startswith("rm:") and v is not None]
-        return sum(scores) / len(scores) if scores else None
+    def rm_score(evaluation) -> float | None:
+        """The mean of the reward models' (`rm:REF`) held-out means."""
+        means = evaluation.rewards() if evaluation else {}
+        return mean_or_none(v for name, v in means.items() if name.startswith("rm:"))
 
     tail = history[-max(1, len(history) // 10):]  # the last 10% of steps: where the policy ended up
-    return {
-        "exact_match_before": get(before, "exact_match"),
-        "exact_match": get(after, "exact_match"),
-        "reward_before": get(before, "reward"),
-        "reward": get(after, "reward"),
+    return eval_fields(before, after, stage={
         "rm_score_before": rm_score(before),
         "rm_score": rm_score(after),
-        "rewards_before": get(before, "rewards"),
-        "rewards_after": get(after, "rewards"),
-        "kl": nanmean([h["kl"] for h in tail]) if history else None,
+        "kl": mean_or_none(h["kl"] for h in tail) if history else None,
         "kl_max": max(h["kl"] for h in history) if history else None,
-        "train_reward": nanmean([h["reward_mean"] for h in tail]) if history else None,
+        "train_reward": mean_or_none(h["reward_mean"] for h in tail) if history else None,
         "reference": reference_kind,
         "rewards": reward.describe(),
-        "n_eval": get(after, "n"),
-        "samples": get(after, "samples"),
-    }
-
-
-def nanmean(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    return sum(values) / len(values) if values else None
+    })
 
 
 # --- progress and metrics.jsonl ------------------------------------------------------------

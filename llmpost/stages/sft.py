@@ -38,7 +38,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from trl import SFTTrainer
 
     from llmpost.data.formats import to_prompts, to_sft
-    from llmpost.evaluation.task import exact_match
+    from llmpost.evaluation.heldout import evaluate
+    from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
     from llmpost.stages.training import quiet, report_callback, resume_checkpoint, set_seed
@@ -55,11 +56,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                        trust_remote_code=cfg.trust_remote_code)
     peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
 
-    def evaluate(m) -> dict:
-        return exact_match(m, tokenizer, held_out[: cfg.eval.max_samples], max_new_tokens=cfg.eval.max_new_tokens,
-                           batch_size=cfg.eval.batch_size)
+    def evaluate_model(m):
+        return evaluate(m, tokenizer, held_out[: cfg.eval.max_samples], max_new_tokens=cfg.eval.max_new_tokens,
+                        batch_size=cfg.eval.batch_size)
 
-    before = evaluate(model) if held_out else None
+    before = evaluate_model(model) if held_out else None
     trainer = quiet(SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(loss_rows) if loss_rows else None,
@@ -67,21 +68,15 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         callbacks=[report_callback(ctx, "sft")],
     ))
     trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
-    after = evaluate(trainer.model) if held_out else None
+    after = evaluate_model(trainer.model) if held_out else None
     eval_loss = trainer.evaluate()["eval_loss"] if loss_rows else None
 
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
-    report = {
-        "exact_match_before": before and before["exact_match"],
-        "exact_match": after and after["exact_match"],
-        "eval_loss": eval_loss,
-        "n_eval": after and after["n"],
-        "samples": after and after["samples"],
-    }
+    write_items(ctx.out_dir, before, after)
+    report = eval_fields(before, after, stage={"eval_loss": eval_loss})
     final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)
-    metrics = {k: v for k, v in {"exact_match_before": report["exact_match_before"], "exact_match": report["exact_match"],
-                                  "eval_loss": eval_loss, "train_loss": final_loss,
-                                  "steps": trainer.state.global_step}.items() if v is not None}
+    metrics = headline(report) | {k: v for k, v in {"eval_loss": eval_loss, "train_loss": final_loss,
+                                                    "steps": trainer.state.global_step}.items() if v is not None}
     return StageResult(metrics=metrics, eval=report)
 
 
