@@ -60,6 +60,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.judges.aggregate import preference_rows, split_groups, summarize
     from llmpost.judges.backend import open_judge
     from llmpost.judges.compare import judge_pairs, round_robin
+    from llmpost.reporting.progress import ProgressBar
     from llmpost.stages.training import set_seed
 
     if not cfg.policy:
@@ -70,8 +71,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     judge_src = ctx.model(cfg.judge.model) if cfg.judge.backend == "local" else None
     judge = open_judge(cfg.judge, model_source=judge_src, cache_root=ctx.store.root)
     try:
-        with progress_bar(ctx, "judge", total=2 * len(tasks)) as advance:
-            outcomes, judgments = judge_pairs(judge, cfg.judge, tasks, progress=advance)
+        with ProgressBar(ctx.console, "judge", total=2 * len(tasks)) as bar:
+            outcomes, judgments = judge_pairs(judge, cfg.judge, tasks, progress=bar.advance)
     finally:
         judge.close()
 
@@ -117,10 +118,10 @@ def collect_groups(cfg: Config, ctx: StageContext):
 
 
 def check_has_responses(row: dict, source: str) -> None:
-    """Without a policy the data must carry the responses to judge."""
-    from llmpost.data.formats import has
+    """Without a policy the data must carry the responses to judge, in any preference format."""
+    from llmpost.data.preferences import holds_responses
 
-    if not (has(row, "responses") or has(row, "chosen", "rejected") or has(row, "completions")):
+    if not holds_responses(row):
         raise DataError(f"{source} holds prompts but no responses, and no --policy was given to sample them",
                         hint="pass --policy MODEL_REF to sample responses, or data with prompt+responses / prompt+chosen+rejected")
 
@@ -216,20 +217,3 @@ def write_jsonl(path, rows: list[dict]) -> None:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-
-class progress_bar:
-    """A rich progress bar on the stage's console; `with ... as advance: advance(n)`."""
-
-    def __init__(self, ctx: StageContext, description: str, total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=ctx.console, transient=False)
-        self.task = self.progress.add_task(description, total=total)
-
-    def __enter__(self):
-        self.progress.start()
-        return lambda n: self.progress.advance(self.task, n)
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()

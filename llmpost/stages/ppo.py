@@ -251,42 +251,30 @@ SHOWN = ("reward_mean", "kl", "entropy", "approx_kl", "response_length")
 
 
 class StepReporter:
-    """metrics.jsonl every `logging_steps` PPO steps and a rich progress bar (main process only)."""
+    """metrics.jsonl every `logging_steps` PPO steps and the progress bar (main process only)."""
 
     def __init__(self, ctx: StageContext, total: int, logging_steps: int, enabled: bool = True):
         from llmpost.reporting.metrics import MetricsLog
+        from llmpost.reporting.progress import ProgressBar
 
         self.enabled, self.logging_steps, self.total = enabled, logging_steps, total
-        self.console = ctx.console
         self.log = MetricsLog(ctx.out_dir / "metrics.jsonl") if enabled else None
-        self.progress = None
+        self.bar = ProgressBar(ctx.console, "ppo", total) if enabled else None
 
     def __enter__(self) -> StepReporter:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                     console=self.console)
-            self.progress.start()
-            self.task = self.progress.add_task("ppo", total=self.total, info="")
+        if self.bar is not None:
+            self.bar.start()
         return self
 
     def step(self, step: int, stats: dict[str, float]) -> None:
+        from llmpost.reporting.progress import figures
+
         if not self.enabled:
             return
         if step % self.logging_steps == 0 or step == self.total:
             self.log.write(step, stats)
-        info = "  ".join(f"{k}={stats[k]:.3g}" for k in SHOWN if k in stats)
-        self.progress.update(self.task, completed=step, info=info)
+        self.bar.update(step, figures(stats, SHOWN))
 
     def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        if self.bar is not None:
+            self.bar.stop()
