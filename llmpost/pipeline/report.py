@@ -8,6 +8,9 @@ artifact, so `llmpost lineage run-<recipe>` shows the whole flow. It holds:
     recipe.yaml         the recipe as read, with the overrides it ran with
     plots/exact_match.png   held-out exact match per stage: where it started and where it ended
 
+Exact match comes with its 95% interval, and the change from the stage's start model with
+the stage's paired interval (`evaluation/report.py`), where the stage recorded them.
+
 A rerun that reuses every stage reuses the record too (same stage artifacts, same record).
 """
 
@@ -25,7 +28,8 @@ from llmpost.artifacts.store import Artifact, Store
 from llmpost.pipeline.decisions import Decision
 
 HEADLINE = ("exact_match", "exact_match_before")
-NOT_HELD_OUT = {"steps", "n_eval", "train_loss", "exact_match", "exact_match_before"}
+INTERVALS = ("exact_match_ci", "exact_match_delta", "exact_match_delta_ci")
+NOT_HELD_OUT = {"steps", "n_eval", "train_loss", *HEADLINE, *INTERVALS}
 ACTION_STYLE = {"reuse": "green", "resume": "yellow", "run": "bold", "skip": "dim"}
 
 
@@ -51,6 +55,7 @@ def summary_rows(result) -> list[dict[str, Any]]:
             "start": ids_by_ref.get(model, model),
             "exact_match": metrics.get("exact_match"),
             "exact_match_before": metrics.get("exact_match_before"),
+            **{key: metrics.get(key) for key in INTERVALS},
             "metrics": {k: v for k, v in metrics.items() if k not in NOT_HELD_OUT and is_number(v)},
         })
     return rows
@@ -133,10 +138,13 @@ def markdown_report(recipe, rows: list[dict[str, Any]], has_plot: bool) -> str:
               "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['id']} | {r['uses']} | `{r['ref']}` | {r['status']} | {duration(r['wall_time_s'])} "
-                     f"| {number(r['exact_match'])} | {versus(r)} |")
+                     f"| {number(r['exact_match'])}{interval_text(r.get('exact_match_ci'), signed=False)} "
+                     f"| {versus(r)} |")
     lines.append("")
     lines.append("*vs start*: the change in held-out exact match from the model the stage started from "
-                 "(measured by the stage itself, on the same held-out rows).")
+                 "(measured by the stage itself, on the same held-out rows). In brackets, 95% intervals: "
+                 "Wilson for exact match; for the change, a paired bootstrap over the held-out items. "
+                 "A change whose interval holds 0 is not distinguishable from no change on these items.")
     if has_plot:
         lines += ["", "![held-out exact match per stage](plots/exact_match.png)"]
     if any(r["metrics"] for r in rows):
@@ -167,7 +175,7 @@ def overrides_text(recipe) -> str:
 
 
 def plot_exact_match(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    """Bars of held-out exact match per stage: at its start (light) and after it (dark)."""
+    """Bars of held-out exact match per stage: at its start (light) and after it (dark, with its 95% interval)."""
     shown = [r for r in rows if is_number(r["exact_match"])]
     if not shown:
         return None
@@ -181,7 +189,9 @@ def plot_exact_match(rows: list[dict[str, Any]], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(shown) + 1.5), 3.5))
     before = [r["exact_match_before"] if is_number(r["exact_match_before"]) else 0.0 for r in shown]
     ax.bar([i - 0.2 for i in x], before, width=0.4, color="#b8c7e0", label="start")
-    ax.bar([i + 0.2 for i in x], [r["exact_match"] for r in shown], width=0.4, color="#2b5797", label="after stage")
+    after = [r["exact_match"] for r in shown]
+    ax.bar([i + 0.2 for i in x], after, width=0.4, color="#2b5797", label="after stage",
+           yerr=error_bars(after, [r.get("exact_match_ci") for r in shown]), capsize=3, ecolor="#555555")
     ax.set_xticks(list(x), [r["id"] for r in shown], rotation=20, ha="right")
     ax.set_ylabel("held-out exact match")
     ax.set_ylim(0, 1)
@@ -193,6 +203,16 @@ def plot_exact_match(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
+def error_bars(values: list[float], intervals: list[Any]) -> list[list[float]]:
+    """matplotlib's yerr (distances below and above each value) for 95% intervals; 0 where there is none."""
+    below, above = [], []
+    for value, interval in zip(values, intervals, strict=True):
+        low, high = interval if interval_text(interval) else (value, value)
+        below.append(value - low)
+        above.append(high - value)
+    return [below, above]
+
+
 def first_line(exc: BaseException, limit: int = 120) -> str:
     """The start of an error's message, short enough for a table cell or a progress line."""
     text = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
@@ -200,10 +220,21 @@ def first_line(exc: BaseException, limit: int = 120) -> str:
 
 
 def versus(row: dict[str, Any]) -> str:
+    """The change in exact match from the start model, with its paired interval when the stage recorded one."""
     after, before = row["exact_match"], row["exact_match_before"]
     if not (is_number(after) and is_number(before)):
         return "-"
-    return f"{after - before:+.3f} (from {row['start']})"
+    delta = row.get("exact_match_delta")
+    delta = delta if is_number(delta) else after - before  # an artifact written before deltas were recorded
+    return f"{delta:+.3f}{interval_text(row.get('exact_match_delta_ci'))} (from {row['start']})"
+
+
+def interval_text(interval: Any, signed: bool = True) -> str:
+    """` [low, high]`, or nothing when there is no interval."""
+    if not (isinstance(interval, list | tuple) and len(interval) == 2 and all(map(is_number, interval))):
+        return ""
+    sign = "+" if signed else ""
+    return f" [{interval[0]:{sign}.3f}, {interval[1]:{sign}.3f}]"
 
 
 def metric_text(metrics: dict[str, Any], limit: int | None = None, sep: str = "  ") -> str:

@@ -1,0 +1,41 @@
+"""The run report (pipeline/report.py) shows each stage's change with the stage's paired interval."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from llmpost.pipeline.report import error_bars, markdown_report, versus
+
+
+def row(sid: str, **figures) -> dict:
+    base = {"id": sid, "uses": sid, "ref": f"{sid}@v1", "status": "ran", "wall_time_s": 12.0, "start": "sft",
+            "exact_match": None, "exact_match_before": None, "exact_match_ci": None, "exact_match_delta": None,
+            "exact_match_delta_ci": None, "metrics": {}}
+    return base | figures
+
+
+DPO = row("dpo", exact_match=0.7, exact_match_before=0.605, exact_match_ci=[0.6331, 0.7596],
+          exact_match_delta=0.095, exact_match_delta_ci=[0.05, 0.14])
+
+
+def test_change_shows_the_paired_interval():
+    assert versus(DPO) == "+0.095 [+0.050, +0.140] (from sft)"
+
+
+def test_an_artifact_without_intervals_still_shows_its_change():
+    older = row("ppo", exact_match=0.7, exact_match_before=0.65)
+    assert versus(older) == "+0.050 (from sft)"
+    assert versus(row("rm")) == "-"  # no held-out exact match: nothing to compare
+
+
+def test_markdown_report_shows_rate_intervals_and_says_what_they_are():
+    recipe = SimpleNamespace(name="demo", description=None, path=None, source={})
+    text = markdown_report(recipe, [row("sft", exact_match=0.605, exact_match_before=0.0), DPO], has_plot=False)
+    dpo_line = next(line for line in text.splitlines() if line.startswith("| dpo |"))
+    assert "| 0.700 [0.633, 0.760] | +0.095 [+0.050, +0.140] (from sft) |" in dpo_line
+    assert "95% intervals" in text and "paired bootstrap" in text
+
+
+def test_error_bars_reach_the_interval_and_are_flat_without_one():
+    below, above = error_bars([0.7, 0.5], [[0.6, 0.75], None])
+    assert below == [0.7 - 0.6, 0.0] and above == [0.75 - 0.7, 0.0]
