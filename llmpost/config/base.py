@@ -2,7 +2,8 @@
 
 Each stage's config subclasses `TrainConfig`, so `--set max_steps=3` is a smoke
 run of any stage. Every field has a default and a one-line description; unknown
-keys are errors (`extra="forbid"`), never silently ignored.
+keys are errors (`extra="forbid"`), never silently ignored, and so is a `trainer:`
+argument that one of llmpost's own keys sets (`TrainConfig.trainer_args_from_keys`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,21 @@ class Strict(BaseModel):
     """Base for every config model: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def refused_keys(cls, data: dict[str, Any]) -> list[str]:
+        """Keys in `data` that validate but that llmpost refuses, as `dotted.path: why` (`resolve()` lists them)."""
+        return []
+
+
+# The flag that sets a config key, where one does, so that an error can name both spellings.
+FLAGS = {
+    "epochs": "--epochs", "max_steps": "--max-steps", "learning_rate": "--lr", "batch_size": "--batch-size",
+    "seed": "--seed", "beta": "--beta", "loss": "--loss", "precompute_ref": "--precompute-ref",
+    "rewards": "--reward", "num_generations": "--num-generations", "epsilon": "--epsilon",
+    "max_completion_length": "--max-completion-length", "temperature": "--temperature", "loss_type": "--loss-type",
+    "vllm": "--vllm", "vllm_mode": "--vllm-mode",
+}
 
 
 class LoraSettings(Strict):
@@ -81,6 +97,17 @@ class TrainConfig(Strict):
     """
 
     default_learning_rates: ClassVar[LearningRates] = LearningRates(tiny=3e-3, lora=2e-4, full=2e-5)
+    # The trainer arguments llmpost sets from its own keys (argument -> key); a stage adds its own.
+    # `trainer:` may not set them: it would silently beat the key, and the manifest would record
+    # the key's value, which was never used. stages/trainer_args.py checks that the list is whole.
+    trainer_args_from_keys: ClassVar[dict[str, str]] = {
+        "num_train_epochs": "epochs", "max_steps": "max_steps", "learning_rate": "learning_rate",
+        "per_device_train_batch_size": "batch_size", "per_device_eval_batch_size": "batch_size",
+        "gradient_accumulation_steps": "grad_accum", "warmup_steps": "warmup_ratio",
+        "logging_steps": "logging_steps", "seed": "seed", "data_seed": "seed", "bf16": "bf16",
+        "activation_checkpointing": "gradient_checkpointing",
+        "gradient_checkpointing": "gradient_checkpointing",  # transformers' older name for the same switch
+    }
 
     model: str = Field("tiny", description="base: 'tiny', an artifact ref (NAME, NAME@vN), a local path or a hub id")
     data: str | None = Field(None, description="training data: a file, a saved dataset dir, builtin:NAME or a hub id")
@@ -107,3 +134,17 @@ class TrainConfig(Strict):
     @property
     def uses_lora(self) -> bool:
         return self.lora.enabled or self.qlora
+
+    @classmethod
+    def refused_keys(cls, data: dict[str, Any]) -> list[str]:
+        """`trainer:` arguments that llmpost sets from one of its own keys, each with the key to use instead."""
+        trainer = data.get("trainer")
+        if not isinstance(trainer, dict):  # not a mapping: validation reports it
+            return []
+        problems = []
+        for arg in trainer:
+            key = cls.trainer_args_from_keys.get(arg)
+            if key is not None:
+                flag = f" ({FLAGS[key]})" if key in FLAGS else ""
+                problems.append(f"trainer.{arg}: llmpost sets this itself; use `{key}`{flag}")
+        return problems

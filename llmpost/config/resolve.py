@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from llmpost.config.base import Strict
 from llmpost.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -26,16 +27,19 @@ def resolve(model_cls: type[M], layers: list[dict[str, Any]], source: str = "con
     """Deep-merge `layers` (lowest precedence first) and validate them as `model_cls`.
 
     Every problem is reported at once, with its dotted path and, for a typo, the
-    closest valid key.
+    closest valid key; so are the keys the model refuses (`Strict.refused_keys`).
     """
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = deep_merge(merged, layer or {})
+    problems = model_cls.refused_keys(merged) if issubclass(model_cls, Strict) else []
     try:
-        return model_cls.model_validate(merged)
+        cfg = model_cls.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(describe_errors(model_cls, exc), source=source,
-                          hint="see `--help` or `--print-config` for the valid keys") from None
+        problems = describe_errors(model_cls, exc) + problems
+    if problems:
+        raise ConfigError(problems, source=source, hint="see `--help` or `--print-config` for the valid keys")
+    return cfg
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,11 @@ class Config(TrainConfig):
     # 0.29 (wrong answers pushed down drag the shared number tokens with them); 1e-4 kept ~0.7.
     default_learning_rates: ClassVar[LearningRates] = replace(TrainConfig.default_learning_rates, tiny=1e-4)
     learning_rate: float | None = learning_rate_field(default_learning_rates)
+    trainer_args_from_keys: ClassVar[dict[str, str]] = {
+        **TrainConfig.trainer_args_from_keys,
+        "beta": "beta", "loss_type": "loss", "loss_weights": "loss_weights", "label_smoothing": "label_smoothing",
+        "max_length": "max_length", "precompute_ref_log_probs": "precompute_ref",
+    }
     data: str = Field("builtin:arith-pairs", description="preferences: pairs, rankings, UltraFeedback rows, or a judge artifact")
     eval_pairs: str | None = Field(
         DEFAULT_EVAL_PAIRS, description="held-out preference data for implicit-reward accuracy; null to skip"
@@ -171,12 +176,12 @@ def build_dpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
 
     from llmpost.stages.trainer_args import build_args
 
-    stage_args = dict(
+    from_keys = dict(
         beta=cfg.beta, loss_type=cfg.loss, loss_weights=cfg.loss_weights, label_smoothing=cfg.label_smoothing,
         max_length=cfg.max_length, precompute_ref_log_probs=cfg.precompute_ref,
-        eval_strategy="no", dataset_num_proc=None,
     )
-    return build_args(DPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny, **stage_args)
+    return build_args(DPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny, from_keys=from_keys,
+                      eval_strategy="no", dataset_num_proc=None)
 
 
 def preference_pairs(ctx: StageContext, ref: str, expand: str) -> list[dict]:

@@ -32,6 +32,12 @@ class Config(TrainConfig):
     # collapsed it (completions stopped ending; 0.14), 1e-4 held it (0.725).
     default_learning_rates: ClassVar[LearningRates] = LearningRates(tiny=1e-4, lora=2e-5, full=1e-6)
     learning_rate: float | None = learning_rate_field(default_learning_rates)
+    trainer_args_from_keys: ClassVar[dict[str, str]] = {
+        **TrainConfig.trainer_args_from_keys,
+        "num_generations": "num_generations", "beta": "beta", "epsilon": "epsilon", "num_iterations": "num_iterations",
+        "max_completion_length": "max_completion_length", "temperature": "temperature", "loss_type": "loss_type",
+        "scale_rewards": "scale_rewards", "reward_weights": "rewards", "use_vllm": "vllm", "vllm_mode": "vllm_mode",
+    }
     data: str = Field(DEFAULT_DATA, description="prompts, with the columns the rewards read (answer, tests, ...)")
     rewards: list[str] = Field(
         ["exact_match"],
@@ -166,15 +172,15 @@ def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
     from llmpost.rewards.registry import parse_reward_spec
     from llmpost.stages.trainer_args import build_args
 
-    return build_args(
-        GRPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
+    from_keys = dict(
         num_generations=cfg.num_generations, beta=cfg.beta, epsilon=cfg.epsilon, num_iterations=cfg.num_iterations,
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, loss_type=cfg.loss_type,
         scale_rewards=cfg.scale_rewards, reward_weights=[parse_reward_spec(s)[1] for s in cfg.rewards],
-        use_vllm=cfg.vllm, vllm_mode=cfg.vllm_mode, log_completions=False,
+        use_vllm=cfg.vllm, vllm_mode=cfg.vllm_mode,
         # GRPOConfig turns checkpointing on by default; llmpost's own default (off) must win.
         activation_checkpointing=cfg.gradient_checkpointing,
     )
+    return build_args(GRPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny, from_keys=from_keys, log_completions=False)
 
 
 def prompt_rows(ctx: StageContext, ref: str, system_prompt: str | None) -> list[dict]:

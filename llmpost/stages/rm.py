@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import shutil
 from functools import cache
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -47,6 +47,8 @@ class Config(TrainConfig):
     pairs: Literal["all", "best_vs_rest"] = Field("all", description="pairs from a ranking of K: all K(K-1)/2, or the best against each other (K-1)")
     margin_from_scores: bool = Field(False, description="require the better reward to lead by score(better) - score(worse) (rank distance without scores)")
     min_accuracy: float | None = Field(None, ge=0, le=1, description="quality gate: fail (exit 1) when held-out pairwise accuracy is below this")
+
+    trainer_args_from_keys: ClassVar[dict[str, str]] = {**TrainConfig.trainer_args_from_keys, "max_length": "max_length"}
 
     @model_validator(mode="after")
     def gate_needs_eval(self):
@@ -115,9 +117,9 @@ def build_rm_args(cfg: Config, ctx: StageContext, is_tiny: bool):
 
     from llmpost.stages.trainer_args import build_args
 
-    # max_length is applied by `encode` (whole responses are dropped, never cut).
-    return build_args(RewardConfig, cfg, ctx.work_dir, is_tiny=is_tiny, max_length=None, eval_strategy="no",
-                      dataset_num_proc=None)
+    # max_length is applied by `encode` (whole responses are dropped, never cut), not by TRL.
+    return build_args(RewardConfig, cfg, ctx.work_dir, is_tiny=is_tiny, from_keys=dict(max_length=None),
+                      eval_strategy="no", dataset_num_proc=None)
 
 
 # --- data ------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ after -> save. Loss is on the assistant's completion only.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from llmpost.config.base import TrainConfig
@@ -21,6 +23,11 @@ class Config(TrainConfig):
     )
     packing: bool = Field(False, description="pack several short examples into one sequence")
     completion_only_loss: bool = Field(True, description="train on the completion only, not on the prompt")
+
+    trainer_args_from_keys: ClassVar[dict[str, str]] = {
+        **TrainConfig.trainer_args_from_keys,
+        "max_length": "max_length", "packing": "packing", "completion_only_loss": "completion_only_loss",
+    }
 
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
@@ -87,6 +94,6 @@ def build_sft_args(cfg: Config, ctx: StageContext, is_tiny: bool):
 
     return build_args(
         SFTConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
-        max_length=cfg.max_length, packing=cfg.packing, completion_only_loss=cfg.completion_only_loss,
+        from_keys=dict(max_length=cfg.max_length, packing=cfg.packing, completion_only_loss=cfg.completion_only_loss),
         eval_strategy="no", dataset_num_proc=None,
     )

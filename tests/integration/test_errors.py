@@ -83,3 +83,20 @@ def test_chat_row_with_unknown_role_names_row_and_roles(store, tmp_path):
     fails_with(run_cli("sft", "--data", data, "--set", "max_steps=1", store=store),
                "chat.jsonl: row 2", "'wizard'", "accepted roles: system, user, assistant")
     assert not store.exists() or not any(store.glob("*/v*"))
+
+
+def test_trainer_cannot_override_what_an_llmpost_key_sets(store):
+    """`--set trainer.learning_rate` would beat `--lr` unseen and the manifest would record --lr: refused, all at once."""
+    text = fails_with(run_cli("sft", "--lr", "1e-3", "--set", "trainer.learning_rate=0.1", "--set", "trainer.seed=3",
+                              "--set", "trainer.save_strategy=no", "--set", "max_steps=1", store=store),
+                      "trainer.learning_rate: llmpost sets this itself; use `learning_rate` (--lr)",
+                      "trainer.seed: llmpost sets this itself; use `seed` (--seed)", "2 problems")
+    assert "save_strategy" not in text  # llmpost only defaults it: `trainer:` may change it
+    assert not store.exists()
+
+
+def test_trainer_cannot_override_a_stage_key(store):
+    fails_with(run_cli("dpo", "--set", "trainer.beta=0.5", "--set", "trainer.loss_type=ipo", store=store),
+               "trainer.beta: llmpost sets this itself; use `beta` (--beta)",
+               "trainer.loss_type: llmpost sets this itself; use `loss` (--loss)")
+    assert not store.exists()

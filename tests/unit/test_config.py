@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from llmpost.config.resolve import load_yaml, parse_sets, resolve
@@ -76,3 +78,47 @@ def test_default_learning_rates_are_decided_once_and_described_truthfully(stage)
     description = config_cls.model_fields["learning_rate"].description
     shown = [f"{value:.0e}".replace("e-0", "e-") for value in (tiny, lora, full)]
     assert f"default: {shown[0]} for tiny, {shown[1]} with LoRA, {shown[2]} full fine-tuning" in description
+
+
+def test_trainer_may_not_set_what_an_llmpost_key_sets_and_every_clash_is_listed():
+    from llmpost.stages import load_stage
+
+    dpo = load_stage("dpo").Config
+    layers = [{"trainer": {"learning_rate": 0.1, "beta": 0.5, "precompute_ref_log_probs": True,
+                           "lr_scheduler_type": "linear"}, "max_stpes": 3}]
+    with pytest.raises(ConfigError) as err:
+        resolve(dpo, layers)
+    assert sorted(err.value.problems) == [
+        "max_stpes: unknown key; did you mean `max_steps`?",
+        "trainer.beta: llmpost sets this itself; use `beta` (--beta)",
+        "trainer.learning_rate: llmpost sets this itself; use `learning_rate` (--lr)",
+        "trainer.precompute_ref_log_probs: llmpost sets this itself; use `precompute_ref` (--precompute-ref)",
+    ]
+    # what llmpost only defaults (the cosine schedule) has no key of its own, so `trainer:` may change it
+    assert resolve(dpo, [{"trainer": {"lr_scheduler_type": "linear"}}]).trainer == {"lr_scheduler_type": "linear"}
+
+
+@pytest.mark.parametrize("stage", ["sft", "rm", "dpo", "grpo"])
+def test_every_trainer_argument_set_from_a_key_is_named_and_defaults_pass_through(stage, tmp_path):
+    """Building the real TRL arguments fails when a stage sets an argument from a key it does not name."""
+    from types import SimpleNamespace
+
+    from llmpost.stages import load_stage
+
+    module = load_stage(stage)
+    cfg = module.Config(max_steps=3, trainer={"lr_scheduler_type": "linear", "save_strategy": "no"})
+    args = getattr(module, f"build_{stage}_args")(cfg, SimpleNamespace(work_dir=tmp_path), True)
+    assert args.max_steps == 3 and args.learning_rate == cfg.default_learning_rates.tiny
+    assert (args.lr_scheduler_type.value, args.save_strategy.value) == ("linear", "no")
+    named = module.Config.trainer_args_from_keys
+    assert set(named) <= {f.name for f in dataclasses.fields(type(args))}  # no name the class does not have
+    assert set(named.values()) <= set(module.Config.model_fields)  # each maps to a real llmpost key
+
+
+def test_an_argument_set_from_a_key_but_not_named_is_a_bug_caught_when_building(tmp_path):
+    from trl import SFTConfig
+
+    from llmpost.stages.trainer_args import build_args
+
+    with pytest.raises(RuntimeError, match="does not name \\['weight_decay'\\]"):
+        build_args(SFTConfig, Config(), tmp_path, is_tiny=True, from_keys={"weight_decay": 0.1})

@@ -210,3 +210,14 @@ def test_adding_launch_reuses_the_artifact_of_a_one_process_run(tmp_path):
     launched = {"name": "demo", "stages": {"sft": {"uses": "sft", "max_steps": 2, "launch": LAUNCHED}}}
     (again,) = decide_stages(build_recipe(launched), store, selected={"sft"}, force=set())
     assert again.action == REUSE and again.artifact.ref == "demo-sft@v1"
+
+
+def test_a_stage_block_or_override_cannot_set_through_trainer_what_a_key_sets():
+    raw = {"name": "demo", "stages": {"sft": {"uses": "sft", "trainer": {"lr_scheduler_type": "linear"}},
+                                      "dpo": {"uses": "dpo", "model": "{{ sft }}", "trainer": {"beta": 0.5}}}}
+    with pytest.raises(ConfigError) as exc:
+        build_recipe(raw, [("--set", {"stages": {"sft": {"trainer": {"num_train_epochs": 2}}}})])
+    assert sorted(exc.value.problems) == [
+        "stages.dpo.trainer.beta: llmpost sets this itself; use `beta` (--beta)",
+        "stages.sft.trainer.num_train_epochs: llmpost sets this itself; use `epochs` (--epochs)",
+    ]
