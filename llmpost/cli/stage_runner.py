@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from llmpost.config.layers import stage_layers
 from llmpost.config.resolve import load_yaml, parse_sets, resolve, to_yaml
 
 # Piped or in a CI log there is no terminal width to follow, and rich's default of 80 columns
@@ -17,30 +18,13 @@ console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # pr
 results = Console(width=None if sys.stdout.isatty() else 160)  # the outcome: stdout, so scripts can read it
 
 
-def flags_to_layer(flags: dict[str, Any]) -> dict[str, Any]:
-    """Explicit flags (dotted keys, None = not given) as a nested config layer."""
-    layer: dict[str, Any] = {}
-    for key, value in flags.items():
-        if value is None:
-            continue
-        node = layer
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return layer
-
-
 def resolve_stage_config(stage: str, *, flags: dict[str, Any], config_file: Path | None = None,
-                         sets: list[str] | None = None, base_layers: list[dict] | None = None):
-    """The stage's validated config from all sources, in precedence order."""
+                         sets: list[str] | None = None):
+    """The stage's validated config from the command line: --config FILE < flags < --set (`config.layers`)."""
     from llmpost.stages import load_stage
 
-    layers = list(base_layers or [])
-    if config_file is not None:
-        layers.append(load_yaml(config_file))
-    layers.append(flags_to_layer(flags))
-    layers.append(parse_sets(sets))
+    layers = stage_layers(config_file=load_yaml(config_file) if config_file is not None else None, flags=flags,
+                          sets=parse_sets(sets))
     return resolve(load_stage(stage).Config, layers, source=f"{stage} config")
 
 

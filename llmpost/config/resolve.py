@@ -1,11 +1,12 @@
-"""Layer configuration sources into one validated stage config.
+"""Merge configuration layers into one validated config, and read the layers' sources.
 
 Precedence, lowest to highest (the same for `llmpost <stage>` and `llmpost run`):
 
     model defaults < recipe `defaults:` < recipe stage block < `--config FILE`
     < explicit flags < `--set a.b=c`
 
-`resolve()` is the only place this happens, so the two entry points cannot drift.
+`config.layers.stage_layers()` puts a stage's sources in that order and `resolve()`
+merges and validates them; both commands go through the two, so they cannot drift.
 """
 
 from __future__ import annotations

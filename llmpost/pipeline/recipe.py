@@ -24,12 +24,14 @@ wires the data flow and orders the stages. Precedence for each stage, lowest fir
     stage defaults < recipe `defaults:` < the stage block < `--config FILE` < `--set`
 
 `--config FILE` is recipe-shaped (`defaults:` and/or `stages: {ID: {...}}`); `--set`
-takes `stages.ID.KEY=VALUE` or `defaults.KEY=VALUE`. Layering is done by the one
-`config.resolve.resolve()` that `llmpost <stage>` uses too. `load_recipe` validates the
-whole recipe and reports every problem at once; running it is `pipeline.runner`.
+takes `stages.ID.KEY=VALUE` or `defaults.KEY=VALUE`. The layers are put in order by the
+one `config.layers.stage_layers()` that `llmpost <stage>` uses too, and resolved by the
+same `config.resolve.resolve()`. `load_recipe` validates the whole recipe and reports
+every problem at once; running it is `pipeline.runner`.
 
 A stage's `launch:` block is not part of its config: it says how the stage runs, and
-like the device it leaves the fingerprint alone (see `stage_launches`).
+like the device it leaves the fingerprint alone (see `stage_launches`), except for the
+DeepSpeed/FSDP engine it names (see `add_engines`).
 `--set stages.ID.launch.num_processes=4` overrides it like any other key.
 """
 
@@ -45,6 +47,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from llmpost.artifacts.refs import is_valid_name
 from llmpost.config.base import Strict
+from llmpost.config.layers import stage_layers
 from llmpost.config.resolve import deep_merge, describe_errors, load_yaml, parse_sets, resolve
 from llmpost.errors import ConfigError
 from llmpost.pipeline.dag import find_cycle, topological_order
@@ -53,6 +56,7 @@ from llmpost.pipeline.launch.settings import LaunchSettings
 REF_RE = re.compile(r"\{\{(.*?)\}\}")
 STAGE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 OVERLAY_KEYS = ("defaults", "stages")
+OVERLAY_LAYERS = {"--config": "config_file", "--set": "sets"}  # each override's place in `stage_layers`
 NOT_CONFIG = ("uses", "launch")  # stage-block keys that are not the stage's config
 # The stages whose command takes --launcher; eval and judge generate in one process.
 LAUNCHABLE = ("sft", "rm", "dpo", "grpo", "ppo")
@@ -72,9 +76,10 @@ class RecipeFile(Strict):
 class StageSpec:
     """One stage of a recipe, validated.
 
-    `layers` are its config sources in precedence order, `{{ ID }}` references still in
-    place; `config` is them resolved with each reference standing for the referenced
-    stage's artifact name (at run time, `with_refs` puts in the exact NAME@vN).
+    `layers` are its config sources in precedence order (`config.layers.stage_layers`),
+    `{{ ID }}` references still in place; `config` is them resolved with each reference
+    standing for the referenced stage's artifact name and the engine of its `launch:`
+    applied (at run time, `with_refs` puts in the exact NAME@vN).
     """
 
     id: str
@@ -121,7 +126,7 @@ def load_recipe(path: str | Path, *, config_file: str | Path | None = None, sets
 
 
 def build_recipe(raw: dict[str, Any], overlays: list[tuple[str, dict]] | None = None) -> Recipe:
-    """Validate a recipe mapping plus named overlays (lowest precedence first) into a `Recipe`."""
+    """Validate a recipe mapping plus its overrides, ("--config", layer) and/or ("--set", layer), into a `Recipe`."""
     from llmpost.stages import STAGES
 
     overlays = overlays or []
@@ -165,10 +170,10 @@ def build_recipe(raw: dict[str, Any], overlays: list[tuple[str, dict]] | None = 
     if cycle:
         problems.append("stages: references form a cycle: " + " -> ".join(cycle))
 
-    layers = stage_layers(top, uses, overlays, problems)
+    layers = recipe_stage_layers(top, uses, overlays, problems)
     configs = resolve_stage_configs(layers, uses, top.name, problems)
     launches = stage_launches(top, uses, overlays, problems)
-    add_engines(launches, uses, layers, configs, problems)
+    add_engines(launches, uses, configs, problems)
     problems += duplicate_outputs(configs)
     if problems:
         raise ConfigError(problems, source="recipe", hint=HINT)
@@ -179,9 +184,9 @@ def build_recipe(raw: dict[str, Any], overlays: list[tuple[str, dict]] | None = 
     return Recipe(top.name, top.description, stages, source)
 
 
-def stage_layers(top: RecipeFile, uses: dict[str, str], overlays: list[tuple[str, dict]],
-                 problems: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Each known stage's config sources, lowest precedence first (problems in `defaults` are appended)."""
+def recipe_stage_layers(top: RecipeFile, uses: dict[str, str], overlays: list[tuple[str, dict]],
+                        problems: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each known stage's config layers (`config.layers.stage_layers`); problems in `defaults` are appended."""
     from llmpost.stages import load_stage
 
     config_classes = {sid: load_stage(stage).Config for sid, stage in uses.items()}
@@ -191,14 +196,19 @@ def stage_layers(top: RecipeFile, uses: dict[str, str], overlays: list[tuple[str
     layers: dict[str, list[dict[str, Any]]] = {}
     for sid, cls in config_classes.items():
         fields = cls.model_fields
-        layers[sid] = [{"out": f"{top.name}-{sid}"} if "out" in fields else {},
-                       applicable(top.defaults, fields),
-                       {k: v for k, v in top.stages[sid].items() if k not in NOT_CONFIG}]
-        for _, layer in overlays:
-            layers[sid].append(applicable(layer.get("defaults") or {}, fields))
-            block = (layer.get("stages") or {}).get(sid) or {}
-            layers[sid].append({k: v for k, v in block.items() if k not in NOT_CONFIG})
+        own_out = {"out": f"{top.name}-{sid}"} if "out" in fields else {}
+        # an override's `defaults:` first, then its block for this stage, as in the recipe itself
+        overrides = {OVERLAY_LAYERS[label]: deep_merge(applicable(layer.get("defaults") or {}, fields),
+                                                       config_keys((layer.get("stages") or {}).get(sid) or {}))
+                     for label, layer in overlays}
+        layers[sid] = stage_layers(recipe_defaults={**own_out, **applicable(top.defaults, fields)},
+                                   recipe_stage=config_keys(top.stages[sid]), **overrides)
     return layers
+
+
+def config_keys(block: dict[str, Any]) -> dict[str, Any]:
+    """A stage block's config keys: all but `uses:` and `launch:`."""
+    return {k: v for k, v in block.items() if k not in NOT_CONFIG}
 
 
 def stage_launches(top: RecipeFile, uses: dict[str, str], overlays: list[tuple[str, dict]],
@@ -230,24 +240,20 @@ def stage_launches(top: RecipeFile, uses: dict[str, str], overlays: list[tuple[s
     return launches
 
 
-def add_engines(launches: dict[str, LaunchSettings], uses: dict[str, str], layers: dict[str, list[dict]],
-                configs: dict[str, BaseModel], problems: list[str]) -> None:
+def add_engines(launches: dict[str, LaunchSettings], uses: dict[str, str], configs: dict[str, BaseModel],
+                problems: list[str]) -> None:
     """Put DeepSpeed/FSDP into the stage's `trainer:` as `--deepspeed`/`--fsdp` do (`relaunch.with_engine`).
 
     Unlike the process count, the engine does reach the config (and so the manifest and the
     fingerprint): it changes the trainer arguments and the checkpoints a rerun resumes from.
     """
-    from llmpost.pipeline.launch.engines import trainer_overrides
     from llmpost.pipeline.launch.relaunch import with_engine
 
     for sid, settings in launches.items():
         if sid not in configs:
             continue
         try:
-            overrides = trainer_overrides(settings)
-            if overrides:
-                configs[sid] = with_engine(uses[sid], configs[sid], settings)
-                layers[sid].append({"trainer": overrides})
+            configs[sid] = with_engine(uses[sid], configs[sid], settings)
         except ConfigError as exc:
             problems += [f"stages.{sid}.launch: {p.removeprefix('(top level): ')}" for p in exc.problems]
 
@@ -285,8 +291,11 @@ def resolve_layers(stage: str, layers: list[dict[str, Any]], refs: dict[str, str
 
 
 def with_refs(spec: StageSpec, refs: dict[str, str]) -> BaseModel:
-    """The stage's config with every `{{ ID }}` replaced by `refs[ID]` (the exact artifact ref)."""
-    return resolve_layers(spec.uses, spec.layers, refs)
+    """The stage's config with every `{{ ID }}` replaced by `refs[ID]` (the exact artifact ref), engine applied."""
+    from llmpost.pipeline.launch.relaunch import with_engine
+
+    cfg = resolve_layers(spec.uses, spec.layers, refs)
+    return with_engine(spec.uses, cfg, spec.launch) if spec.launch is not None else cfg
 
 
 def merged(layers: list[dict[str, Any]]) -> dict[str, Any]:

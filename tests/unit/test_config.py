@@ -122,3 +122,18 @@ def test_an_argument_set_from_a_key_but_not_named_is_a_bug_caught_when_building(
 
     with pytest.raises(RuntimeError, match="does not name \\['weight_decay'\\]"):
         build_args(SFTConfig, Config(), tmp_path, is_tiny=True, from_keys={"weight_decay": 0.1})
+
+
+def test_stage_layers_put_every_source_in_its_place():
+    from llmpost.config.layers import stage_layers
+
+    layers = stage_layers(
+        recipe_defaults={"seed": 1, "batch_size": 1, "max_steps": 1, "epochs": 1, "logging_steps": 1},
+        recipe_stage={"batch_size": 2, "max_steps": 2, "epochs": 2, "logging_steps": 2},
+        config_file={"max_steps": 3, "epochs": 3, "logging_steps": 3},
+        flags={"epochs": 4, "logging_steps": 4, "lora.enabled": True, "qlora": None},  # None: flag not given
+        sets={"logging_steps": 5},
+    )
+    cfg = resolve(Config, layers)
+    assert (cfg.seed, cfg.batch_size, cfg.max_steps, cfg.epochs, cfg.logging_steps) == (1, 2, 3, 4, 5)
+    assert cfg.lora.enabled and not cfg.qlora

@@ -221,3 +221,15 @@ def test_a_stage_block_or_override_cannot_set_through_trainer_what_a_key_sets():
         "stages.dpo.trainer.beta: llmpost sets this itself; use `beta` (--beta)",
         "stages.sft.trainer.num_train_epochs: llmpost sets this itself; use `epochs` (--epochs)",
     ]
+
+
+def test_a_recipe_stage_resolves_its_overrides_as_the_stage_command_does(tmp_path):
+    from llmpost.cli.stage_runner import resolve_stage_config
+
+    file = tmp_path / "sft.yaml"
+    file.write_text("max_steps: 7\nbatch_size: 4\nseed: 1\n")
+    command = resolve_stage_config("sft", flags={}, config_file=file, sets=["seed=3", "lora.r=4"])
+    recipe = build_recipe({"name": "demo", "stages": {"sft": {"uses": "sft", "max_steps": 2, "batch_size": 2}}},
+                          [("--config", {"stages": {"sft": yaml.safe_load(file.read_text())}}),
+                           ("--set", {"stages": {"sft": {"seed": 3, "lora": {"r": 4}}}})])
+    assert recipe.stages["sft"].config == command.model_copy(update={"out": "demo-sft"})
