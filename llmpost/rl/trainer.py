@@ -337,13 +337,13 @@ def check_some_rewarded(scores: torch.Tensor) -> None:
     whole batch, is almost always rewards that do not fit the data. Every process sees the same
     gathered scores, so all of them stop together.
     """
-    from llmpost.rewards.registry import RewardError
+    from llmpost.errors import LlmpostError
 
     if scores.numel() and scores.isnan().all():
-        raise RewardError(f"no reward applied to any of the {scores.numel()} responses of a PPO step "
-                          "(every reward returned None or NaN): there is nothing to learn from",
-                          hint="check that the data has what the rewards read (e.g. an `answer` column for "
-                               "exact_match) and that a user reward returns a number where it applies")
+        raise LlmpostError(f"no reward applied to any of the {scores.numel()} responses of a PPO step "
+                           "(every reward returned None or NaN): there is nothing to learn from",
+                           hint="check that the data has what the rewards read (e.g. an `answer` column for "
+                                "exact_match) and that a user reward returns a number where it applies")
 
 
 def nanmean(values: list[float]) -> float:

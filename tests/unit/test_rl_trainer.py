@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from llmpost.rewards.registry import RewardError
+from llmpost.errors import LlmpostError
 from llmpost.rl.policy import load_policy
 from llmpost.rl.rollout import prompt_token_lists, rollout_from_token_lists, sample_rollout
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
@@ -81,5 +81,5 @@ def test_a_step_counts_the_unrewarded_responses_and_averages_only_the_rewards(ti
 
 def test_a_step_where_no_response_has_a_reward_fails_naming_the_cause(tiny_src):
     trainer = make_trainer(tiny_src, SkippingReward(range(8)))
-    with pytest.raises(RewardError, match="no reward applied to any of the 8 responses"):
+    with pytest.raises(LlmpostError, match="no reward applied to any of the 8 responses"):
         trainer.step(ROWS)
