@@ -26,9 +26,9 @@ from llmpost.cli import (
     cmd_ppo,
     cmd_rm,
     cmd_run,
+    cmd_sft,
     model_cmds,
     store_cmds,
-    train_cmds,
 )
 from llmpost.errors import LlmpostError
 
@@ -55,7 +55,7 @@ def root(version: Annotated[bool | None, typer.Option("--version", callback=vers
     """llmpost: post-training stages with versioned artifacts. Try `llmpost sft --help`."""
 
 
-for group in (train_cmds, cmd_dpo, cmd_rm, cmd_judge, cmd_grpo, cmd_ppo, model_cmds, store_cmds, cmd_run, cmd_plan):
+for group in (cmd_sft, cmd_dpo, cmd_rm, cmd_judge, cmd_grpo, cmd_ppo, model_cmds, store_cmds, cmd_run, cmd_plan):
     group.register(app)
 
 

@@ -6,33 +6,9 @@ from typing import Annotated
 
 import typer
 
-from llmpost.cli.options import (
-    PRECEDENCE,
-    BatchOpt,
-    ConfigOpt,
-    DeepspeedOpt,
-    EpochsOpt,
-    FsdpOpt,
-    LauncherOpt,
-    LoraOpt,
-    LrOpt,
-    ModelOpt,
-    NumProcessesOpt,
-    OutOpt,
-    PrintConfigOpt,
-    QloraOpt,
-    SeedOpt,
-    SetOpt,
-    StepsOpt,
-    StoreOpt,
-    VllmModeOpt,
-    VllmOpt,
-)
-from llmpost.cli.train_cmds import common_flags, launch_flags, run_training_command
+from llmpost.cli.options import PromptsOpt, VllmModeOpt, VllmOpt
+from llmpost.cli.training_command import TrainingOptions, training_command
 
-PromptsOpt = Annotated[str | None, typer.Option(
-    "--prompts", "--data", "-d",
-    help="Prompts (+ the columns rewards read: answer, tests, ...): a file, a saved dataset dir, builtin:NAME or a hub id.")]
 RewardOpt = Annotated[list[str] | None, typer.Option(
     "--reward", "-r",
     help="NAME[=WEIGHT], repeatable: exact_match, math, format[:REGEX], length[:min=N,max=M], "
@@ -47,26 +23,16 @@ SystemOpt = Annotated[str | None, typer.Option("--system-prompt", help="System m
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(
-        help="Group Relative Policy Optimization (TRL GRPOTrainer): sample a group of completions per prompt, "
-             "score them with rewards, reinforce the better ones. Rewards are summed with their weights; each "
-             f"one's mean is logged separately. {PRECEDENCE}",
-        epilog="Example: llmpost grpo --model sft --prompts builtin:arith-prompts --reward exact_match "
-               "--out grpo --set max_steps=20",
-    )
-    def grpo(model: ModelOpt = None, prompts: PromptsOpt = None, reward: RewardOpt = None, out: OutOpt = None,
-             num_generations: GenerationsOpt = None, beta: BetaOpt = None, epsilon: EpsilonOpt = None,
-             max_completion_length: CompletionOpt = None, temperature: TemperatureOpt = None,
-             loss_type: LossOpt = None, system_prompt: SystemOpt = None, vllm: VllmOpt = None,
-             vllm_mode: VllmModeOpt = None, seed: SeedOpt = None, epochs: EpochsOpt = None,
-             max_steps: StepsOpt = None, lr: LrOpt = None, batch_size: BatchOpt = None, lora: LoraOpt = None,
-             qlora: QloraOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
-             print_config: PrintConfigOpt = False, store: StoreOpt = None, launcher: LauncherOpt = None,
-             num_processes: NumProcessesOpt = None, deepspeed: DeepspeedOpt = None, fsdp: FsdpOpt = None):
-        flags = common_flags(model, prompts, out, seed, epochs, max_steps, lr, batch_size, lora, qlora)
-        flags.update({"rewards": reward or None, "num_generations": num_generations, "beta": beta,
-                      "epsilon": epsilon, "max_completion_length": max_completion_length,
-                      "temperature": temperature, "loss_type": loss_type, "system_prompt": system_prompt,
-                      "vllm": vllm, "vllm_mode": vllm_mode})
-        run_training_command("grpo", launch=launch_flags(launcher, num_processes, deepspeed, fsdp), flags=flags,
-                             config_file=config, sets=set_, print_config=print_config, store=store)
+    @app.command(epilog="Example: llmpost grpo --model sft --prompts builtin:arith-prompts --reward exact_match "
+                        "--out grpo --set max_steps=20")
+    @training_command(data=PromptsOpt)
+    def grpo(opts: TrainingOptions, reward: RewardOpt = None, num_generations: GenerationsOpt = None,
+             beta: BetaOpt = None, epsilon: EpsilonOpt = None, max_completion_length: CompletionOpt = None,
+             temperature: TemperatureOpt = None, loss_type: LossOpt = None, system_prompt: SystemOpt = None,
+             vllm: VllmOpt = None, vllm_mode: VllmModeOpt = None):
+        """Group Relative Policy Optimization (TRL GRPOTrainer): sample a group of completions per prompt,
+        score them with rewards, reinforce the better ones. Rewards are summed with their weights; each
+        one's mean is logged separately."""
+        opts.run({"rewards": reward or None, "num_generations": num_generations, "beta": beta, "epsilon": epsilon,
+                  "max_completion_length": max_completion_length, "temperature": temperature,
+                  "loss_type": loss_type, "system_prompt": system_prompt, "vllm": vllm, "vllm_mode": vllm_mode})

@@ -9,29 +9,9 @@ from typing import Annotated
 
 import typer
 
-from llmpost.cli.options import (
-    PRECEDENCE,
-    BatchOpt,
-    ConfigOpt,
-    DataOpt,
-    DeepspeedOpt,
-    EpochsOpt,
-    FsdpOpt,
-    LauncherOpt,
-    LoraOpt,
-    LrOpt,
-    ModelOpt,
-    NumProcessesOpt,
-    OutOpt,
-    PrintConfigOpt,
-    QloraOpt,
-    SeedOpt,
-    SetOpt,
-    StepsOpt,
-    StoreOpt,
-)
+from llmpost.cli.options import QloraOpt, StoreOpt
 from llmpost.cli.stage_runner import console
-from llmpost.cli.train_cmds import common_flags, launch_flags, run_training_command
+from llmpost.cli.training_command import TrainingOptions, training_command
 
 MinAccuracyOpt = Annotated[float | None, typer.Option(
     "--min-accuracy", help="Quality gate: exit 1, publishing nothing, when held-out pairwise accuracy is below this.")]
@@ -40,23 +20,13 @@ EvalDataOpt = Annotated[str | None, typer.Option(
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(
-        help="Train a reward model (one-output sequence classifier) from ranked or paired preferences, "
-             "each prompt weighted once; report held-out pairwise accuracy, margin and length bias in eval.json. "
-             f"{PRECEDENCE}",
-        epilog="Example: llmpost rm --model sft --data builtin:arith-rankings --out rm --min-accuracy 0.8 "
-               "--set max_steps=200",
-    )
-    def rm(model: ModelOpt = None, data: DataOpt = None, out: OutOpt = None, seed: SeedOpt = None,
-           epochs: EpochsOpt = None, max_steps: StepsOpt = None, lr: LrOpt = None, batch_size: BatchOpt = None,
-           lora: LoraOpt = None, qlora: QloraOpt = None, min_accuracy: MinAccuracyOpt = None,
-           eval_data: EvalDataOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
-           print_config: PrintConfigOpt = False, store: StoreOpt = None, launcher: LauncherOpt = None,
-           num_processes: NumProcessesOpt = None, deepspeed: DeepspeedOpt = None, fsdp: FsdpOpt = None):
-        flags = common_flags(model, data, out, seed, epochs, max_steps, lr, batch_size, lora, qlora)
-        flags |= {"min_accuracy": min_accuracy, "eval.data": eval_data}
-        run_training_command("rm", launch=launch_flags(launcher, num_processes, deepspeed, fsdp), flags=flags,
-                             config_file=config, sets=set_, print_config=print_config, store=store)
+    @app.command(epilog="Example: llmpost rm --model sft --data builtin:arith-rankings --out rm --min-accuracy 0.8 "
+                        "--set max_steps=200")
+    @training_command()
+    def rm(opts: TrainingOptions, min_accuracy: MinAccuracyOpt = None, eval_data: EvalDataOpt = None):
+        """Train a reward model (one-output sequence classifier) from ranked or paired preferences,
+        each prompt weighted once; report held-out pairwise accuracy, margin and length bias in eval.json."""
+        opts.run({"min_accuracy": min_accuracy, "eval.data": eval_data})
 
     @app.command(epilog="Example: llmpost score rm --data builtin:arith-rankings:test --output scored.jsonl")
     def score(ref: Annotated[str, typer.Argument(help="Reward model: an `llmpost rm` artifact ref, a local dir or a hub id.")],

@@ -47,3 +47,19 @@ def test_print_config_shows_resolved_precedence(tmp_path):
 def test_doctor_reports_device_and_4bit():
     out = ok(run_cli("doctor")).stdout
     assert "torch" in out and "device" in out and "4-bit" in out
+
+
+@pytest.mark.parametrize("command", ["sft", "rm", "dpo", "grpo", "ppo"])
+def test_errors_name_flags_each_training_command_has(command):
+    """A refused `trainer:` key points to `learning_rate` (--lr) etc.: each such flag must exist on the command."""
+    import typer
+
+    from llmpost.cli.app import app
+    from llmpost.config.base import FLAGS
+    from llmpost.stages import load_stage
+
+    click_command = typer.main.get_command(app).commands[command]
+    options = {name for param in click_command.params for name in [*param.opts, *param.secondary_opts]}
+    config_keys = set(load_stage(command).Config.model_fields)
+    named = {flag for key, flag in FLAGS.items() if key in config_keys}
+    assert named and named <= options, named - options
