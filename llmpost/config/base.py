@@ -128,7 +128,9 @@ class TrainConfig(Strict):
     trust_remote_code: bool = Field(False, description="allow model repos to run their own code")
     eval: EvalSettings = Field(default_factory=EvalSettings, description="held-out evaluation settings")
     trainer: dict[str, Any] = Field(
-        default_factory=dict, description="extra TRL/transformers trainer arguments, passed through and validated"
+        default_factory=dict,
+        description="other TRL/transformers trainer arguments, passed through and validated; "
+                    "not those llmpost sets from its own keys (learning_rate, seed, ...)",
     )
 
     @property
