@@ -87,25 +87,28 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         ctx.console.print(f"[yellow]note:[/yellow] {dropped} pair(s) longer than max_length={cfg.max_length} tokens were left out")
     held_rows, _ = encode(held_out, tokenizer, max_length=None)
 
-    def evaluate(m) -> dict:
+    def evaluate(m) -> tuple[dict, list[float]]:
+        """The held-out report, and each prompt's accuracy (for the intervals)."""
         flat = score_sequences(m, [ids for row in held_rows for ids in row["response_ids"]], cfg.eval.batch_size)
         rewards, start = [], 0
         for g in held_out:
             rewards.append(flat[start : start + len(g.responses)])
             start += len(g.responses)
-        return preference_report(held_out, rewards)
+        return preference_report(held_out, rewards), prompt_accuracies(held_out, rewards)
 
-    before = evaluate(model) if held_out else None
+    before, before_by_prompt = evaluate(model) if held_out else (None, [])
     trainer = quiet(ranking_trainer_class()(model=model, args=args, train_dataset=as_dataset(train_rows),
                                                processing_class=tokenizer, callbacks=[report_callback(ctx, "rm")]))
     runtime = trainer.train(resume_from_checkpoint=resume_checkpoint(ctx)).metrics["train_runtime"]
-    after = evaluate(trainer.model) if held_out else None
+    after, after_by_prompt = evaluate(trainer.model) if held_out else (None, [])
 
-    report = {"accuracy_before": before and before["accuracy"], **(after or {}), "eval_data": eval_ref if after else None}
+    report = {"accuracy_before": before and before["accuracy"], **(after or {}),
+              **accuracy_intervals(before_by_prompt, after_by_prompt), "eval_data": eval_ref if after else None}
     final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)
     check_gate(cfg, report, ctx)
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
-    headline = ("accuracy_before", "accuracy", "accuracy_top", "mean_margin", "reward_mean", "reward_std", "length_corr")
+    headline = ("accuracy_before", "accuracy", "accuracy_top", "mean_margin", "reward_mean", "reward_std", "length_corr",
+                "accuracy_ci", "accuracy_delta", "accuracy_delta_ci")
     metrics = {k: report.get(k) for k in headline} | {"train_loss": final_loss, "steps": trainer.state.global_step,
                                                     "train_runtime_s": round(runtime, 2)}
     return StageResult(metrics={k: v for k, v in metrics.items() if v is not None}, eval=report if after else None,
@@ -294,6 +297,33 @@ def ranking_trainer_class():
             return (loss, outputs) if return_outputs else loss
 
     return RankingRewardTrainer
+
+
+# --- held-out accuracy intervals ---------------------------------------------------------------
+
+
+def prompt_accuracies(groups, rewards: list[list[float]]) -> list[float]:
+    """Each held-out prompt's share of its pairs ranked right, by pair weight.
+
+    A prompt's pair weights sum to 1, so `accuracy` (`preference_report`) is the mean of these.
+    """
+    return [sum(w for b, worse, w in zip(g.better, g.worse, g.weight, strict=True) if r[b] > r[worse])
+            for g, r in zip(groups, rewards, strict=True)]
+
+
+def accuracy_intervals(before: list[float], after: list[float]) -> dict:
+    """95% intervals of held-out accuracy before and after training, and of its change, resampling prompts.
+
+    A prompt's pairs share its responses and so are not independent of each other: the
+    prompts are the items to resample (a Wilson interval over pairs would be too narrow).
+    """
+    from llmpost.evaluation.report import change, rounded
+    from llmpost.evaluation.stats import bootstrap_interval
+
+    if not (before and after):
+        return {}
+    return {"accuracy_before_ci": rounded(bootstrap_interval(before)), "accuracy_ci": rounded(bootstrap_interval(after)),
+            **change("accuracy", list(zip(before, after, strict=True)))}
 
 
 # --- gate and card ----------------------------------------------------------------------------

@@ -60,6 +60,8 @@ def test_rm_from_sft_learns_and_the_artifact_scores_with_plain_transformers(rm_s
     assert report["n_prompts"] == 40 and report["n_pairs"] == 240  # 4 ranked responses -> 6 pairs each
     assert report["accuracy"] >= report["accuracy_before"] + 0.05 and report["accuracy"] >= 0.5
     assert report["mean_margin"] > 0
+    for key in ("accuracy", "accuracy_before", "accuracy_delta"):  # each with its 95% interval over prompts
+        assert report[f"{key}_ci"][0] <= report[key] <= report[f"{key}_ci"][1], key
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
