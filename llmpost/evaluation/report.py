@@ -124,9 +124,10 @@ def learned_reward_check(before: Evaluation, after: Evaluation, names: list[str]
 
     Over the items with a reference answer, the learned score of an item is the mean of the
     learned rewards `names` (e.g. `rm:REF`). Reported: its correlation with correctness
-    (1 right, 0 wrong) before and after training, a fall meaning the reward now likes wrong
-    answers more than it did; and the items whose learned score rose while their answer
-    went from right to wrong, the policy's gain on the reward paid for in correctness.
+    (1 right, 0 wrong) before and after training, a fall meaning it tells right from wrong
+    less well on what the policy now writes; and the items whose learned score rose while
+    their answer went from right to wrong, a gain on the reward paid for in correctness.
+    Both are read off the held-out items, so with few items they are rough signs, not proof.
     """
     def score(item: Item) -> float | None:
         return mean_or_none(item.rewards.get(name) for name in names)

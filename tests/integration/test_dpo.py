@@ -38,6 +38,12 @@ def test_dpo_from_sft_learns_the_preferences(sft_store):
     assert report["n_pairs"] == 96 and report["n_eval"] == 96
     assert report["reward_accuracy"] > 0.5, report  # held-out pairs: chosen more often has the higher implicit reward
     assert report["reward_margin"] > 0
+    for rate in ("reward_accuracy", "logp_accuracy", "logp_accuracy_before", "exact_match", "exact_match_before"):
+        low, high = report[f"{rate}_ci"]
+        assert low <= report[rate] <= high, rate
+    assert report["exact_match_delta_ci"][0] <= report["exact_match_delta"] <= report["exact_match_delta_ci"][1]
+    phases = [json.loads(line)["phase"] for line in (art.path / "eval_items.jsonl").read_text().splitlines()]
+    assert phases == ["before"] * 96 + ["after"] * 96
     assert art.manifest["parents"][0]["id"] == Store(sft_store).resolve("sft").id
     assert {d["ref"] for d in art.manifest["datasets"]} >= {"builtin:arith-pairs", "builtin:arith-pairs:test"}
     logged = [json.loads(line) for line in (art.path / "metrics.jsonl").read_text().splitlines()]

@@ -35,33 +35,65 @@ def metrics_of(artifact) -> list[dict]:
     return [json.loads(line) for line in (artifact.path / "metrics.jsonl").read_text().splitlines()]
 
 
+def untrained_reward_model(store_path, name: str) -> None:
+    """A reward-model artifact that was never trained: a learned reward with no idea what is correct."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassification
+
+    from llmpost.models.tiny import tiny_path
+
+    torch.manual_seed(0)
+    with Store(store_path).begin(name) as pending:
+        LlamaForSequenceClassification(AutoConfig.from_pretrained(tiny_path(), num_labels=1)).save_pretrained(
+            pending.dir / "model")
+        AutoTokenizer.from_pretrained(tiny_path()).save_pretrained(pending.dir / "model")
+        pending.finalize({"stage": "rm", "base_model": {"id": "tiny"}})
+
+
 def test_grpo_after_sft_logs_each_reward_and_reports_before_after(sft_store):
+    untrained_reward_model(sft_store, "toy-rm")
     ok(run_cli("grpo", "--model", "sft", "--out", "grpo", "--reward", "exact_match", "--reward", "format=0.1",
-               "--set", "max_steps=3", *SMALL, store=sft_store))
+               "--reward", "rm:toy-rm=0.1", "--set", "max_steps=3", *SMALL, store=sft_store))
     store = Store(sft_store)
     art, parent = store.resolve("grpo"), store.resolve("sft")
-    assert {"manifest.json", "config.yaml", "metrics.jsonl", "eval.json", "README.md", "model"} <= {
-        p.name for p in art.path.iterdir()}
+    assert {"manifest.json", "config.yaml", "metrics.jsonl", "eval.json", "eval_items.jsonl", "README.md",
+            "model"} <= {p.name for p in art.path.iterdir()}
     assert art.manifest["stage"] == "grpo" and art.manifest["parents"][0]["id"] == parent.id
 
     steps = [row for row in metrics_of(art) if "reward" in row]
     assert len(steps) == 3
     for row in steps:  # each reward's mean, the weighted total, and where the time went
-        assert {"rewards/exact_match/mean", "rewards/format/mean", "reward", "step_time",
+        assert {"rewards/exact_match/mean", "rewards/format/mean", "rewards/rm:toy-rm/mean", "reward", "step_time",
                 "time/generation", "time/reward"} <= row.keys()
-        expected = row["rewards/exact_match/mean"] + 0.1 * row["rewards/format/mean"]
+        expected = (row["rewards/exact_match/mean"] + 0.1 * row["rewards/format/mean"]
+                    + 0.1 * row["rewards/rm:toy-rm/mean"])
         assert row["reward"] == pytest.approx(expected, abs=1e-5)
 
     report = json.loads((art.path / "eval.json").read_text())
-    assert report["n_eval"] == 16 and [r["name"] for r in report["rewards"]] == ["exact_match", "format"]
+    names = ["exact_match", "format", "rm:toy-rm"]
+    assert report["n_eval"] == 16 and [r["name"] for r in report["rewards"]] == names
     for when in ("before", "after"):
         rewards = report[f"rewards_{when}"]
-        assert set(rewards) == {"exact_match", "format"}
+        assert list(rewards) == names
         total = report["reward_before" if when == "before" else "reward"]
-        assert total == pytest.approx(rewards["exact_match"] + 0.1 * rewards["format"])
+        assert total == pytest.approx(rewards["exact_match"] + 0.1 * rewards["format"] + 0.1 * rewards["rm:toy-rm"])
     # exact_match the reward and exact match the report are the same judgement of the same answers
     assert report["exact_match_before"] == pytest.approx(report["rewards_before"]["exact_match"])
     assert art.manifest["metrics"]["steps"] == 3
+
+    # the change in reward and in exact match, each with its paired interval
+    for key in ("exact_match", "reward"):
+        low, high = report[f"{key}_delta_ci"]
+        assert low <= report[f"{key}_delta"] <= high
+    # the learned reward (the reward model, not the rules) checked against correctness, item by item
+    learned = report["learned_reward"]
+    assert learned["rewards"] == ["rm:toy-rm"] and learned["n"] == 16
+    assert learned["reward_up_correct_down"] <= learned["became_wrong"] <= 16
+    items = [json.loads(line) for line in (art.path / "eval_items.jsonl").read_text().splitlines()]
+    after = [i for i in items if i["phase"] == "after"]
+    assert len(items) == 32 and len(after) == 16
+    assert all(i["rewards"]["exact_match"] == float(i["correct"]) for i in items)
+    assert sum(i["rewards"]["rm:toy-rm"] for i in after) / 16 == pytest.approx(report["rewards_after"]["rm:toy-rm"])
 
 
 def test_grpo_model_loads_with_plain_transformers(sft_store):

@@ -86,6 +86,12 @@ def test_lora_ppo_from_an_sft_artifact(sft_store):
     for key in ("exact_match_before", "exact_match", "reward_before", "reward", "kl", "kl_max"):
         assert report[key] is not None, key
     assert report["rewards_before"].keys() == {"exact_match"}
+    for key in ("exact_match", "reward"):  # each change comes with its paired interval
+        assert report[f"{key}_delta_ci"][0] <= report[f"{key}_delta"] <= report[f"{key}_delta_ci"][1]
+    assert "learned_reward" not in report  # exact_match is a rule, not a model that could be gamed
+    items = [json.loads(line) for line in (art.path / "eval_items.jsonl").read_text().splitlines()]
+    assert [i["phase"] for i in items] == ["before"] * 16 + ["after"] * 16
+    assert all(i["reward"] == float(i["correct"]) for i in items)  # the reward is exact match, item by item
 
     model_dir = art.path / "model"
     base = json.loads((model_dir / "adapter_config.json").read_text())["base_model_name_or_path"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import ok, run_cli
 
 from llmpost.artifacts.store import Store
@@ -24,6 +25,21 @@ def test_sft_artifact_is_complete_and_learns(sft_store):
     report = json.loads((art.path / "eval.json").read_text())
     assert report["exact_match_before"] == 0.0  # untrained tiny knows nothing
     assert report["n_eval"] == 100
+    # the gain is real: its paired 95% interval excludes 0, and each rate lies inside its own interval
+    low, high = report["exact_match_delta_ci"]
+    assert 0 < low <= report["exact_match_delta"] <= high, report
+    assert report["exact_match_delta"] == pytest.approx(report["exact_match"] - report["exact_match_before"])
+    for key in ("exact_match", "exact_match_before"):
+        assert report[f"{key}_ci"][0] <= report[key] <= report[f"{key}_ci"][1]
+    assert manifest["metrics"]["exact_match_delta_ci"] == report["exact_match_delta_ci"]
+
+    items = [json.loads(line) for line in (art.path / report["items"]).read_text().splitlines()]
+    before = [i for i in items if i["phase"] == "before"]
+    after = [i for i in items if i["phase"] == "after"]
+    assert [i["index"] for i in before] == [i["index"] for i in after] == list(range(100))
+    assert [i["id"] for i in before] == [i["id"] for i in after]  # the same prompts, in the same order
+    assert sum(i["correct"] for i in after) / 100 == report["exact_match"]  # the items are what was counted
+    assert all(i["answer"] and i["prompt"] and "output" in i for i in after)
 
 
 def test_sft_artifact_loads_with_plain_transformers(sft_store):
