@@ -177,8 +177,6 @@ def build_grpo_args(cfg: Config, ctx: StageContext, is_tiny: bool):
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, loss_type=cfg.loss_type,
         scale_rewards=cfg.scale_rewards, reward_weights=[parse_reward_spec(s)[1] for s in cfg.rewards],
         use_vllm=cfg.vllm, vllm_mode=cfg.vllm_mode,
-        # GRPOConfig turns checkpointing on by default; llmpost's own default (off) must win.
-        activation_checkpointing=cfg.gradient_checkpointing,
     )
     return build_args(GRPOConfig, cfg, ctx.work_dir, is_tiny=is_tiny, from_keys=from_keys, log_completions=False)
 

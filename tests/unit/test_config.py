@@ -115,6 +115,20 @@ def test_every_trainer_argument_set_from_a_key_is_named_and_defaults_pass_throug
     assert set(named.values()) <= set(module.Config.model_fields)  # each maps to a real llmpost key
 
 
+@pytest.mark.parametrize("stage", ["sft", "rm", "dpo", "grpo"])
+def test_gradient_checkpointing_is_off_unless_asked_for(stage, tmp_path):
+    """TRL's configs default checkpointing on (slower steps); llmpost's key, off by default, decides."""
+    from types import SimpleNamespace
+
+    from llmpost.stages import load_stage
+
+    module = load_stage(stage)
+    build = getattr(module, f"build_{stage}_args")
+    off = build(module.Config(), SimpleNamespace(work_dir=tmp_path), True)
+    on = build(module.Config(gradient_checkpointing=True), SimpleNamespace(work_dir=tmp_path), True)
+    assert (off.gradient_checkpointing, on.gradient_checkpointing) == (False, True)
+
+
 def test_an_argument_set_from_a_key_but_not_named_is_a_bug_caught_when_building(tmp_path):
     from trl import SFTConfig
 
