@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -97,6 +97,9 @@ class TrainConfig(Strict):
     """
 
     default_learning_rates: ClassVar[LearningRates] = LearningRates(tiny=3e-3, lora=2e-4, full=2e-5)
+    # Defaults that replace the generic ones when the model is the built-in `tiny` and no source
+    # sets the key: what was measured to work on the built-in task, so a bare command learns.
+    tiny_defaults: ClassVar[dict[str, Any]] = {}
     # The trainer arguments llmpost sets from its own keys (argument -> key); a stage adds its own.
     # `trainer:` may not set them: it would silently beat the key, and the manifest would record
     # the key's value, which was never used. stages/trainer_args.py checks that the list is whole.
@@ -132,6 +135,16 @@ class TrainConfig(Strict):
         description="other TRL/transformers trainer arguments, passed through and validated; "
                     "not those llmpost sets from its own keys (learning_rate, seed, ...)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def fill_tiny_defaults(cls, data: Any) -> Any:
+        """`tiny_defaults` for each key no source set, when the model is `tiny`; the resolved config records them."""
+        if not isinstance(data, dict) or not cls.tiny_defaults:
+            return data
+        if data.get("model", cls.model_fields["model"].default) != "tiny":
+            return data
+        return {**cls.tiny_defaults, **data}
 
     @property
     def uses_lora(self) -> bool:

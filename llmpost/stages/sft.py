@@ -6,7 +6,7 @@ after -> save. Loss is on the assistant's completion only.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -24,6 +24,9 @@ class Config(TrainConfig):
     packing: bool = Field(False, description="pack several short examples into one sequence")
     completion_only_loss: bool = Field(True, description="train on the completion only, not on the prompt")
 
+    # Measured on the built-in task: 1000 updates of 16 learn the sums (0.63-0.70 held-out exact
+    # match, 2 CPU cores); the generic 1 epoch of 8 (375 updates) reached 0.075.
+    tiny_defaults: ClassVar[dict[str, Any]] = {"batch_size": 16, "max_steps": 1000}
     trainer_args_from_keys: ClassVar[dict[str, str]] = {
         **TrainConfig.trainer_args_from_keys,
         "max_length": "max_length", "packing": "packing", "completion_only_loss": "completion_only_loss",

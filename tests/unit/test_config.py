@@ -151,3 +151,15 @@ def test_stage_layers_put_every_source_in_its_place():
     cfg = resolve(Config, layers)
     assert (cfg.seed, cfg.batch_size, cfg.max_steps, cfg.epochs, cfg.logging_steps) == (1, 2, 3, 4, 5)
     assert cfg.lora.enabled and not cfg.qlora
+
+
+def test_tiny_gets_the_measured_defaults_only_for_keys_no_source_set():
+    """A bare `llmpost sft` on `tiny` trains the measured way; any given key, or another model, keeps its own."""
+    from llmpost.config.base import TrainConfig
+
+    bare = resolve(Config, [{}])
+    assert (bare.batch_size, bare.max_steps) == (16, 1000)
+    given = resolve(Config, [{"max_steps": 5}])
+    assert (given.batch_size, given.max_steps) == (16, 5)
+    other = resolve(Config, [{"model": "my-sft"}])
+    assert (other.batch_size, other.max_steps) == (TrainConfig().batch_size, TrainConfig().max_steps)
