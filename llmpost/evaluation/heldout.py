@@ -78,17 +78,21 @@ class Evaluation:
 
 
 def evaluate(model, tokenizer, rows: list[dict], *, max_new_tokens: int = 32, batch_size: int = 64,
-             reward: Reward | None = None) -> Evaluation:
+             reward: Reward | None = None, known_outputs: dict[str, str] | None = None) -> Evaluation:
     """Greedy answers to held-out `rows` ({"prompt": messages, "answer": str | None, ...}), each checked and scored.
 
     Without a reward, a row with no reference answer has nothing to be judged by and is not
     generated for; with one, every row is (the reward may read other columns).
+    `known_outputs` ({prompt id: output}) are this very model's greedy answers from an earlier
+    evaluation with the same `max_new_tokens`: those prompts are not generated again, only
+    checked and scored.
     """
     kept = [(i, row) for i, row in enumerate(rows) if reward is not None or row.get("answer") is not None]
     if not kept:
         return Evaluation([])
     prompts = [row["prompt"] for _, row in kept]
-    outputs = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    outputs = answers(model, tokenizer, prompts, known_outputs or {}, max_new_tokens=max_new_tokens,
+                      batch_size=batch_size)
     if reward is not None:
         totals, parts = reward(prompts, outputs, [row for _, row in kept])
     else:
@@ -103,6 +107,15 @@ def evaluate(model, tokenizer, rows: list[dict], *, max_new_tokens: int = 32, ba
             reward=number(totals[k]), rewards={name: number(values[k]) for name, values in parts.items()},
         ))
     return Evaluation(items)
+
+
+def answers(model, tokenizer, prompts: list[list[dict]], known: dict[str, str], **generation) -> list[str]:
+    """The greedy answer to each prompt: from `known` where it is there, else generated (in one batch run)."""
+    ids = [prompt_id(p) for p in prompts]
+    missing = [k for k, i in enumerate(ids) if i not in known]
+    generated = generate(model, tokenizer, [prompts[k] for k in missing], **generation) if missing else []
+    fresh = dict(zip(missing, generated, strict=True))
+    return [fresh[k] if k in fresh else known[i] for k, i in enumerate(ids)]
 
 
 def prompt_id(messages: list[dict]) -> str:

@@ -94,6 +94,15 @@ def write_items(out_dir: Path, before: Evaluation | None, after: Evaluation | No
         (Path(out_dir) / ITEMS_FILE).write_text("".join(lines), encoding="utf-8")
 
 
+def read_items(artifact_dir: Path, phase: str = "after") -> list[Item] | None:
+    """The items of one phase in an artifact's eval_items.jsonl; None when it has no such file."""
+    path = Path(artifact_dir) / ITEMS_FILE
+    if not path.is_file():
+        return None
+    records = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
+    return [Item(**record) for record in records if record.pop("phase", None) == phase]
+
+
 def rate_fields(name: str, hits: list[bool]) -> dict:
     """`NAME`: the share of true `hits` (None when there are none), and `NAME_ci`: its 95% Wilson interval."""
     return {name: mean_or_none(hits), f"{name}_ci": rounded(wilson_interval(sum(hits), len(hits)))}

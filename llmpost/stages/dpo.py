@@ -118,7 +118,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
-    from llmpost.stages.training import quiet, report_callback, resume_checkpoint, set_seed
+    from llmpost.stages.training import quiet, report_callback, resume_checkpoint, set_seed, start_outputs
 
     set_seed(cfg.seed)
     src = ctx.model(cfg.model)
@@ -137,11 +137,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     if not cfg.uses_lora and not src.adapter_path and not cfg.precompute_ref:
         ref_model = load_model(src, trust_remote_code=cfg.trust_remote_code).eval()
 
-    def evaluate_model(m):
+    def evaluate_model(m, known_outputs=None):
         return evaluate(m, tokenizer, held_out[: cfg.eval.max_samples], max_new_tokens=cfg.eval.max_new_tokens,
-                        batch_size=cfg.eval.batch_size)
+                        batch_size=cfg.eval.batch_size, known_outputs=known_outputs)
 
-    before = evaluate_model(model) if held_out else None
+    before = evaluate_model(model, start_outputs(src, cfg)) if held_out else None
     trainer = quiet(DPOTrainer(
         model=model, ref_model=ref_model, args=args, train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(held_out_pairs) if held_out_pairs else None,

@@ -117,7 +117,14 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
     from llmpost.rewards.registry import CombinedReward
-    from llmpost.stages.training import intra_op_threads, quiet, report_callback, resume_checkpoint, set_seed
+    from llmpost.stages.training import (
+        intra_op_threads,
+        quiet,
+        report_callback,
+        resume_checkpoint,
+        set_seed,
+        start_outputs,
+    )
 
     set_seed(cfg.seed)
     check_vllm(cfg)
@@ -138,14 +145,14 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                        trust_remote_code=cfg.trust_remote_code)
     peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
 
-    def evaluate_model(m):
+    def evaluate_model(m, known_outputs=None):
         if not held_out:
             return None
         return evaluate(m, tokenizer, held_out, max_new_tokens=cfg.eval.max_new_tokens,
-                        batch_size=cfg.eval.batch_size, reward=reward)
+                        batch_size=cfg.eval.batch_size, reward=reward, known_outputs=known_outputs)
 
     with intra_op_threads(1 if src.is_tiny else None):
-        before = evaluate_model(model)
+        before = evaluate_model(model, start_outputs(src, cfg))
         trainer = quiet(timed_grpo_trainer()(
             model=model, reward_funcs=reward.trl_functions(), args=args, train_dataset=Dataset.from_list(train),
             processing_class=tokenizer, peft_config=peft_config, callbacks=[report_callback(ctx, "grpo")],

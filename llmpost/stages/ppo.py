@@ -134,7 +134,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.rl.policy import load_policy, save_policy
     from llmpost.rl.trainer import PPOTrainer
     from llmpost.rl.vllm_rollout import check_vllm
-    from llmpost.stages.training import checkpoint_interval, intra_op_threads, set_seed
+    from llmpost.stages.training import checkpoint_interval, intra_op_threads, set_seed, start_outputs
 
     set_seed(cfg.seed)
     check_vllm(cfg)
@@ -163,14 +163,14 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         max_prompt_length=max_prompt_length(cfg), seed=cfg.seed, accelerator=accelerator, rollouts=rollouts,
     )
 
-    def evaluate_policy():
+    def evaluate_policy(known_outputs=None):
         if not (held_out and is_main):
             return None
         return evaluate(trainer.policy, tokenizer, held_out, max_new_tokens=cfg.eval.max_new_tokens,
-                        batch_size=cfg.eval.batch_size, reward=reward)
+                        batch_size=cfg.eval.batch_size, reward=reward, known_outputs=known_outputs)
 
     with intra_op_threads(1 if src.is_tiny else None):
-        before = evaluate_policy()
+        before = evaluate_policy(start_outputs(src, cfg))
         accelerator.wait_for_everyone()
         with StepReporter(ctx, trainer.steps, cfg.logging_steps, enabled=is_main) as reporter:
             # A checkpoint every 10% of the steps (at least 10 apart); a rerun of the same config resumes from it.

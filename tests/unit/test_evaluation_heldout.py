@@ -64,3 +64,16 @@ def test_without_a_reward_rows_without_a_reference_are_not_generated(tiny):
 def test_prompt_id_follows_the_conversation_not_its_position():
     assert prompt_id(ask("a")) == prompt_id(ask("a")) != prompt_id(ask("b"))
     assert prompt_id([{"role": "system", "content": "be brief"}, *ask("a")]) != prompt_id(ask("a"))
+
+
+def test_known_outputs_are_checked_and_scored_without_generating_them_again(tiny):
+    """Answers the same model already gave are reused: only the prompts without one are generated."""
+    model, tok = tiny
+    fresh = evaluate(model, tok, ROWS, max_new_tokens=8, reward=length_reward)
+    known = {prompt_id(ROWS[0]["prompt"]): "2+3=5\n#### 5"}  # not what tiny says: proves it was taken as given
+    reused = evaluate(model, tok, ROWS, max_new_tokens=8, reward=length_reward, known_outputs=known)
+    assert reused.items[0].output == "2+3=5\n#### 5" and reused.items[0].correct is True
+    assert reused.items[0].reward == len("2+3=5\n#### 5") + 1.0
+    assert [i.output for i in reused.items[1:]] == [i.output for i in fresh.items[1:]]
+    every = {prompt_id(r["prompt"]): "0" for r in ROWS}
+    assert [i.output for i in evaluate(None, tok, ROWS, known_outputs=every).items] == ["0", "0"]  # no model needed
