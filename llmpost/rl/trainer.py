@@ -255,9 +255,14 @@ class PPOTrainer:
         return self.ppo.mini_batch_size // self.grad_accum
 
     def optimise(self, batch: dict) -> dict[str, float]:
-        """`ppo.epochs` passes of minibatch updates; stops early when approx-KL passes `ppo.target_kl`."""
+        """`ppo.epochs` passes of minibatch updates; stops early when approx-KL passes `ppo.target_kl`.
+
+        Each minibatch's approx-KL measures how far the updates before it moved the policy from
+        the one that sampled; `approx_kl_max` is the largest of them, the figure `target_kl` is
+        compared with (the mean, `approx_kl`, understates it: the first minibatch always reads 0).
+        """
         sums: dict[str, float] = {}
-        updates, stopped = 0, False
+        updates, stopped, approx_kl_max = 0, False, 0.0
         for _epoch in range(self.ppo.epochs):
             order = torch.randperm(self.batch_size, generator=self.shuffle).to(self.accelerator.device)
             for idx in order.split(self.ppo.mini_batch_size):
@@ -266,13 +271,14 @@ class PPOTrainer:
                 for key, value in stats.items():
                     sums[key] = sums.get(key, 0.0) + value
                 updates += 1
+                approx_kl_max = max(approx_kl_max, stats["approx_kl"])
                 if self.ppo.target_kl is not None and stats["approx_kl"] > self.ppo.target_kl:
                     stopped = True
                     break
             if stopped:
                 break
         out = {key: value / updates for key, value in sums.items()}
-        out.update({"ppo_updates": float(updates), "early_stopped": float(stopped)})
+        out.update({"ppo_updates": float(updates), "early_stopped": float(stopped), "approx_kl_max": approx_kl_max})
         return out
 
     def update(self, minibatch: dict) -> dict[str, float]:

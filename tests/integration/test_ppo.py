@@ -17,7 +17,7 @@ from llmpost.artifacts.store import Store
 
 # What every PPO step logs (metrics.jsonl), as the issue asks.
 LOGGED = {"reward_mean", "reward_std", "reward_nan_count", "kl", "beta", "entropy", "policy_loss", "value_loss", "clip_frac",
-          "approx_kl", "response_length", "time_rollout", "time_score", "time_train"}
+          "approx_kl", "approx_kl_max", "response_length", "time_rollout", "time_score", "time_train"}
 
 TOY_REWARD = '''\
 def has_seven(prompts, completions, **columns):

@@ -1,4 +1,4 @@
-"""PPOTrainer on the real tiny model: responses no reward applies to (NaN) are counted and left out."""
+"""PPOTrainer on the real tiny model: responses no reward applies to (NaN), and early stopping on approx-KL."""
 
 from __future__ import annotations
 
@@ -39,12 +39,13 @@ class SkippingReward:
         return values, {"len_mod_3": values}
 
 
-def make_trainer(tiny_src, reward) -> PPOTrainer:
+def make_trainer(tiny_src, reward, ppo: PPOSettings | None = None, learning_rate: float = 1e-5) -> PPOTrainer:
     src, tok = tiny_src
     torch.manual_seed(0)
     policy, reference = load_policy(src, qlora=False, lora=None)
     return PPOTrainer(policy, reference, tok, reward, ROWS, rollout=RolloutSettings(max_new_tokens=8),
-                      kl=KLSettings(), ppo=PPOSettings(mini_batch_size=4), batch_size=8, steps=1)
+                      kl=KLSettings(), ppo=ppo or PPOSettings(mini_batch_size=4), batch_size=8, steps=1,
+                      learning_rate=learning_rate)
 
 
 def test_an_unrewarded_response_is_left_out_of_the_update(tiny_src):
@@ -83,3 +84,20 @@ def test_a_step_where_no_response_has_a_reward_fails_naming_the_cause(tiny_src):
     trainer = make_trainer(tiny_src, SkippingReward(range(8)))
     with pytest.raises(LlmpostError, match="no reward applied to any of the 8 responses"):
         trainer.step(ROWS)
+
+
+def test_early_stopping_ends_the_epochs_at_the_first_minibatch_past_target_kl(tiny_src):
+    """4 epochs of 2 minibatches: 8 updates, unless the policy moves past `ppo.target_kl` per token first."""
+    def step(target_kl):
+        ppo = PPOSettings(mini_batch_size=4, epochs=4, target_kl=target_kl)
+        return make_trainer(tiny_src, SkippingReward([]), ppo=ppo, learning_rate=1e-3).step(ROWS)
+
+    off = step(None)
+    assert (off["ppo_updates"], off["early_stopped"]) == (8, 0)
+    # The first minibatch meets the policy that sampled it (approx-KL 0); the second comes one update later.
+    stopped = step(1e-6)
+    assert (stopped["ppo_updates"], stopped["early_stopped"]) == (2, 1)
+    # approx_kl is the mean of the two minibatches' figures, approx_kl_max the larger: the second's.
+    assert stopped["approx_kl_max"] > 1e-6
+    assert stopped["approx_kl_max"] == pytest.approx(2 * stopped["approx_kl"], abs=1e-7)
+    assert off["approx_kl_max"] > off["approx_kl"]
