@@ -57,7 +57,8 @@ def register(app: typer.Typer) -> None:
         if is_recipe(target):
             planned = plan_recipe(Path(target), model=model, config_file=config, sets=set_, **where)
         else:
-            cfg = resolve_stage_config(target, flags={"model": model}, config_file=config, sets=set_)
+            # --model-config alone: the plan is of that model, so its config is resolved as for that model
+            cfg = resolve_stage_config(target, flags={"model": model or shape}, config_file=config, sets=set_)
             planned = [plan_config(target, cfg, **where)]
         if as_json:
             print(json.dumps([to_dict(p.plan, budget, p.knobs) for p in planned], indent=2))

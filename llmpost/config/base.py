@@ -78,6 +78,13 @@ def learning_rate_field(defaults: LearningRates, what: str = "peak learning rate
     return Field(None, gt=0, description=f"{what}; default: {defaults}")
 
 
+def builtin_test_split(ref: str) -> str | None:
+    """The test split of a built-in dataset (`builtin:arith-prompts` -> `builtin:arith-prompts:test`), else None."""
+    if not ref.startswith("builtin:"):
+        return None
+    return f"builtin:{ref.removeprefix('builtin:').split(':')[0]}:test"
+
+
 def learning_rate(cfg: TrainConfig, is_tiny: bool) -> float:
     """The configured learning rate, or the stage's default (`default_learning_rates`) for the model and method."""
     if cfg.learning_rate is not None:
@@ -149,6 +156,18 @@ class TrainConfig(Strict):
     @property
     def uses_lora(self) -> bool:
         return self.lora.enabled or self.qlora
+
+    # The held-out data a stage evaluates on when `eval.data` is not set (None: no default).
+    default_eval_data: ClassVar[str | None] = "builtin:arith-prompts:test"
+
+    def held_out_data(self) -> str | None:
+        """What the held-out evaluation reads: `eval.data`, else the stage's default; None when it is off."""
+        if not self.eval.enabled:
+            return None
+        return self.eval.data or self.default_held_out()
+
+    def default_held_out(self) -> str | None:
+        return self.default_eval_data
 
     @classmethod
     def refused_keys(cls, data: dict[str, Any]) -> list[str]:

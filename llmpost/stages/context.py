@@ -20,6 +20,12 @@ from llmpost.data.load import LoadedData, load_rows
 from llmpost.models.load import ModelSource, resolve_model
 
 
+def stage_inputs(cfg, *data: str | None, models: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """The model and data references a training stage reads, for lineage and the fingerprint: its model
+    (and `models`), its training data, its held-out data and any other `data` given (None: not read)."""
+    return {"models": [cfg.model, *models], "data": [d for d in (cfg.data, cfg.held_out_data(), *data) if d]}
+
+
 @dataclass
 class StageResult:
     """A stage's summary metrics (for the manifest and `llmpost ls`) and its held-out report."""

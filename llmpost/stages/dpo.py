@@ -34,9 +34,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from llmpost.config.base import LearningRates, TrainConfig, learning_rate_field
-from llmpost.stages.context import StageContext, StageResult
+from llmpost.stages.context import StageContext, StageResult, stage_inputs
 
-DEFAULT_EVAL = "builtin:arith-prompts:test"
 DEFAULT_EVAL_PAIRS = "builtin:arith-pairs:test"
 # The loss types TRL's DPOTrainer implements (trl 1.x `DPOConfig.loss_type`).
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -100,13 +99,7 @@ class Config(TrainConfig):
 
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
-    """The model and data references this run reads (for lineage and the fingerprint)."""
-    data = [cfg.data]
-    if cfg.eval.enabled:
-        data.append(cfg.eval.data or DEFAULT_EVAL)
-        if cfg.eval_pairs:
-            data.append(cfg.eval_pairs)
-    return {"models": [cfg.model], "data": data}
+    return stage_inputs(cfg, cfg.eval_pairs if cfg.eval.enabled else None)
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
@@ -124,8 +117,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     src = ctx.model(cfg.model)
     args = build_dpo_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
     train = preference_pairs(ctx, cfg.data, cfg.expand)
-    eval_ref = cfg.eval.data or DEFAULT_EVAL
-    held_out = to_prompts(ctx.data(eval_ref).rows, eval_ref) if cfg.eval.enabled else []
+    eval_ref = cfg.held_out_data()
+    held_out = to_prompts(ctx.data(eval_ref).rows, eval_ref) if eval_ref else []
     held_out_pairs = (preference_pairs(ctx, cfg.eval_pairs, cfg.expand)[: cfg.eval.max_samples]
                       if cfg.eval.enabled and cfg.eval_pairs else [])
 

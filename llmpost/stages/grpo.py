@@ -18,9 +18,15 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmpost.config.base import EvalSettings, LearningRates, TrainConfig, learning_rate_field
+from llmpost.config.base import (
+    EvalSettings,
+    LearningRates,
+    TrainConfig,
+    builtin_test_split,
+    learning_rate_field,
+)
 from llmpost.rl.vllm_rollout import check_vllm
-from llmpost.stages.context import StageContext, StageResult
+from llmpost.stages.context import StageContext, StageResult, stage_inputs
 
 DEFAULT_DATA = "builtin:arith-prompts"
 LOSS_TYPES = Literal["dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
@@ -85,28 +91,15 @@ class Config(TrainConfig):
                              f"({self.num_generations}): each step holds whole groups of completions")
         return self
 
+    def default_held_out(self) -> str | None:
+        """Held-out prompts: by default the test split of built-in training prompts; none for other data."""
+        return builtin_test_split(self.data)
+
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
-    """The model, reward-model and data references this run reads (for lineage and the fingerprint)."""
     from llmpost.rewards.registry import reward_model_refs
 
-    data = [cfg.data]
-    held_out = eval_data(cfg)
-    if held_out:
-        data.append(held_out)
-    return {"models": [cfg.model, *reward_model_refs(cfg.rewards)], "data": data}
-
-
-def eval_data(cfg: Config) -> str | None:
-    """The held-out prompts: eval.data, or the test split of built-in training prompts; None to skip."""
-    if not cfg.eval.enabled:
-        return None
-    if cfg.eval.data:
-        return cfg.eval.data
-    if cfg.data.startswith("builtin:"):
-        name = cfg.data.removeprefix("builtin:").split(":")[0]
-        return f"builtin:{name}:test"
-    return None
+    return stage_inputs(cfg, models=tuple(reward_model_refs(cfg.rewards)))
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
@@ -133,7 +126,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     reward = CombinedReward(cfg.rewards, ctx.store)
     train = prompt_rows(ctx, cfg.data, cfg.system_prompt)
     reward.check_rows(train, cfg.data)
-    held_out_ref = eval_data(cfg)
+    held_out_ref = cfg.held_out_data()
     held_out = prompt_rows(ctx, held_out_ref, cfg.system_prompt)[: cfg.eval.max_samples] if held_out_ref else []
     if held_out:
         reward.check_rows(held_out, held_out_ref)

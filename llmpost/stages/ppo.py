@@ -30,9 +30,16 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmpost.config.base import EvalSettings, LearningRates, TrainConfig, learning_rate, learning_rate_field
+from llmpost.config.base import (
+    EvalSettings,
+    LearningRates,
+    TrainConfig,
+    builtin_test_split,
+    learning_rate,
+    learning_rate_field,
+)
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
-from llmpost.stages.context import StageContext, StageResult
+from llmpost.stages.context import StageContext, StageResult, stage_inputs
 
 DEFAULT_DATA = "builtin:arith-prompts"
 
@@ -102,27 +109,15 @@ class Config(TrainConfig):
             raise ValueError("; ".join(problems))
         return self
 
+    def default_held_out(self) -> str | None:
+        """Held-out prompts: by default the test split of built-in training prompts; none for other data."""
+        return builtin_test_split(self.data)
+
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
-    """The policy, reward-model and data references this run reads (for lineage and the fingerprint)."""
     from llmpost.rewards.registry import reward_model_refs
 
-    data = [cfg.data]
-    held_out = eval_data(cfg)
-    if held_out:
-        data.append(held_out)
-    return {"models": [cfg.model, *reward_model_refs(cfg.rewards)], "data": data}
-
-
-def eval_data(cfg: Config) -> str | None:
-    """The held-out prompts: eval.data, or the test split of built-in training prompts; None to skip."""
-    if not cfg.eval.enabled:
-        return None
-    if cfg.eval.data:
-        return cfg.eval.data
-    if cfg.data.startswith("builtin:"):
-        return f"builtin:{cfg.data.removeprefix('builtin:').split(':')[0]}:test"
-    return None
+    return stage_inputs(cfg, models=tuple(reward_model_refs(cfg.rewards)))
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
@@ -144,7 +139,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     reward = CombinedReward(cfg.rewards, ctx.store)
     prompts = to_prompts(ctx.data(cfg.data).rows, cfg.data)
     reward.check_rows(prompts, cfg.data)
-    held_out_ref = eval_data(cfg)
+    held_out_ref = cfg.held_out_data()
     held_out = to_prompts(ctx.data(held_out_ref).rows, held_out_ref)[: cfg.eval.max_samples] if held_out_ref else []
     if held_out:
         reward.check_rows(held_out, held_out_ref)

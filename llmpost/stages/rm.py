@@ -35,9 +35,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from llmpost.config.base import TrainConfig
-from llmpost.stages.context import StageContext, StageResult
+from llmpost.stages.context import StageContext, StageResult, stage_inputs
 
-DEFAULT_EVAL = "builtin:arith-rankings:test"
 GATE_REPORT_DIR = "gate-failed"
 
 
@@ -48,6 +47,7 @@ class Config(TrainConfig):
     margin_from_scores: bool = Field(False, description="require the better reward to lead by score(better) - score(worse) (rank distance without scores)")
     min_accuracy: float | None = Field(None, ge=0, le=1, description="quality gate: fail (exit 1) when held-out pairwise accuracy is below this")
 
+    default_eval_data: ClassVar[str | None] = "builtin:arith-rankings:test"
     trainer_args_from_keys: ClassVar[dict[str, str]] = {**TrainConfig.trainer_args_from_keys, "max_length": "max_length"}
 
     @model_validator(mode="after")
@@ -58,11 +58,7 @@ class Config(TrainConfig):
 
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
-    """The model and data references this run reads (for lineage and the fingerprint)."""
-    data = [cfg.data]
-    if cfg.eval.enabled:
-        data.append(cfg.eval.data or DEFAULT_EVAL)
-    return {"models": [cfg.model], "data": data}
+    return stage_inputs(cfg)
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
@@ -74,9 +70,9 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     set_seed(cfg.seed)
     src = ctx.model(cfg.model)
     args = build_rm_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
-    eval_ref = cfg.eval.data or DEFAULT_EVAL
+    eval_ref = cfg.held_out_data()
     train = comparisons(ctx.data(cfg.data).rows, cfg.data, cfg)
-    held_out = comparisons(ctx.data(eval_ref).rows[: cfg.eval.max_samples], eval_ref, cfg) if cfg.eval.enabled else []
+    held_out = comparisons(ctx.data(eval_ref).rows[: cfg.eval.max_samples], eval_ref, cfg) if eval_ref else []
 
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)
     model = reward_model_to_train(src, cfg)

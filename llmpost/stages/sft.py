@@ -11,9 +11,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from llmpost.config.base import TrainConfig
-from llmpost.stages.context import StageContext, StageResult
-
-DEFAULT_EVAL = "builtin:arith-prompts:test"
+from llmpost.stages.context import StageContext, StageResult, stage_inputs
 
 
 class Config(TrainConfig):
@@ -34,13 +32,7 @@ class Config(TrainConfig):
 
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
-    """The model and data references this run reads (for lineage and the fingerprint)."""
-    data = [cfg.data]
-    if cfg.eval.enabled:
-        data.append(cfg.eval.data or DEFAULT_EVAL)
-        if cfg.loss_data:
-            data.append(cfg.loss_data)
-    return {"models": [cfg.model], "data": data}
+    return stage_inputs(cfg, cfg.loss_data if cfg.eval.enabled else None)
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
@@ -58,7 +50,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     src = ctx.model(cfg.model)
     args = build_sft_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
     train = to_sft(ctx.data(cfg.data).rows, cfg.data)
-    held_out = to_prompts(ctx.data(cfg.eval.data or DEFAULT_EVAL).rows, cfg.eval.data or DEFAULT_EVAL) if cfg.eval.enabled else []
+    eval_ref = cfg.held_out_data()
+    held_out = to_prompts(ctx.data(eval_ref).rows, eval_ref) if eval_ref else []
     loss_rows = to_sft(ctx.data(cfg.loss_data).rows, cfg.loss_data) if cfg.eval.enabled and cfg.loss_data else None
 
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)
