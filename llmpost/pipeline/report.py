@@ -189,9 +189,10 @@ def plot_exact_match(rows: list[dict[str, Any]], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(shown) + 1.5), 3.5))
     before = [r["exact_match_before"] if is_number(r["exact_match_before"]) else 0.0 for r in shown]
     ax.bar([i - 0.2 for i in x], before, width=0.4, color="#b8c7e0", label="start")
-    after = [r["exact_match"] for r in shown]
+    after, intervals = [r["exact_match"] for r in shown], [r.get("exact_match_ci") for r in shown]
+    has_intervals = any(interval_text(i) for i in intervals)  # artifacts written before intervals have none
     ax.bar([i + 0.2 for i in x], after, width=0.4, color="#2b5797", label="after stage",
-           yerr=error_bars(after, [r.get("exact_match_ci") for r in shown]), capsize=3, ecolor="#555555")
+           yerr=error_bars(after, intervals) if has_intervals else None, capsize=3, ecolor="#555555")
     ax.set_xticks(list(x), [r["id"] for r in shown], rotation=20, ha="right")
     ax.set_ylabel("held-out exact match")
     ax.set_ylim(0, 1)
