@@ -1,6 +1,6 @@
 """Run one stage into the artifact store: the path shared by `llmpost <stage>` and `llmpost run`.
 
-resolve inputs -> fingerprint -> (reuse?) -> stage.run() into a temp dir ->
+resolve inputs -> fingerprint -> (reuse?) -> seed -> stage.run() into a temp dir ->
 config.yaml, eval.json, plots, model card -> manifest written last, atomically
 renamed into NAME/vN. A crash or Ctrl-C leaves no visible version and never
 moves `latest`.
@@ -103,7 +103,7 @@ def execute_stage(stage: str, cfg: BaseModel, store: Store, *, console: Console 
         with store.begin(ctx.name) as pending:
             ctx.out_dir = pending.dir
             started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            result = module.run(cfg, ctx)
+            result = run_seeded(module, cfg, ctx)
             wall = time.time() - started
             if resumed is not None:
                 prepend_metrics(pending.dir / "metrics.jsonl", resumed.logs)
@@ -213,5 +213,14 @@ def train_on_other_rank(module, cfg, ctx) -> None:
     """
     with tempfile.TemporaryDirectory(prefix=f"llmpost-rank{rank()}-") as tmp:
         ctx.out_dir = Path(tmp)
-        module.run(cfg, ctx)
+        run_seeded(module, cfg, ctx)
     wait_for_all_ranks()
+
+
+def run_seeded(module, cfg, ctx):
+    """`module.run(cfg, ctx)` after seeding python, numpy and torch with the config's seed: every
+    stage starts from the same random state for the same config, in every process of a launched run."""
+    from llmpost.stages.training import set_seed
+
+    set_seed(cfg.seed)
+    return module.run(cfg, ctx)

@@ -106,19 +106,15 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from datasets import Dataset
     from trl import DPOTrainer
 
-    from llmpost.data.formats import to_prompts
-    from llmpost.evaluation.heldout import evaluate
     from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
-    from llmpost.stages.training import quiet, report_callback, resume_checkpoint, set_seed, start_outputs
+    from llmpost.stages.heldout import HeldOut, held_out_prompts, start_outputs
+    from llmpost.stages.training import quiet, report_callback, resume_checkpoint
 
-    set_seed(cfg.seed)
     src = ctx.model(cfg.model)
     args = build_dpo_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
     train = preference_pairs(ctx, cfg.data, cfg.expand)
-    eval_ref = cfg.held_out_data()
-    held_out = to_prompts(ctx.data(eval_ref).rows, eval_ref) if eval_ref else []
     held_out_pairs = (preference_pairs(ctx, cfg.eval_pairs, cfg.expand)[: cfg.eval.max_samples]
                       if cfg.eval.enabled and cfg.eval_pairs else [])
 
@@ -130,11 +126,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     if not cfg.uses_lora and not src.adapter_path and not cfg.precompute_ref:
         ref_model = load_model(src, trust_remote_code=cfg.trust_remote_code).eval()
 
-    def evaluate_model(m, known_outputs=None):
-        return evaluate(m, tokenizer, held_out[: cfg.eval.max_samples], max_new_tokens=cfg.eval.max_new_tokens,
-                        batch_size=cfg.eval.batch_size, known_outputs=known_outputs)
-
-    before = evaluate_model(model, start_outputs(src, cfg)) if held_out else None
+    held_out = HeldOut(held_out_prompts(ctx, cfg), tokenizer, cfg.eval, start_outputs(src, cfg))
+    before = held_out.before(model)
     trainer = quiet(DPOTrainer(
         model=model, ref_model=ref_model, args=args, train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(held_out_pairs) if held_out_pairs else None,
@@ -142,7 +135,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         callbacks=[report_callback(ctx, "dpo")],
     ))
     output = trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
-    after = evaluate_model(trainer.model) if held_out else None
+    after = held_out.after(trainer.model)
     rewards = implicit_rewards(trainer) if held_out_pairs else None
 
     drop_reference_adapter(trainer.model)

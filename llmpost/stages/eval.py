@@ -33,9 +33,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.evaluation.heldout import evaluate
     from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.load import load_model, load_tokenizer
-    from llmpost.stages.training import set_seed
 
-    set_seed(cfg.seed)
     src = ctx.model(cfg.model)
     rows = to_prompts(ctx.data(cfg.data).rows, cfg.data)[: cfg.max_samples]
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)

@@ -16,23 +16,23 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from llmpost.config.base import (
     EvalSettings,
     LearningRates,
     TrainConfig,
-    builtin_test_split,
     learning_rate_field,
 )
 from llmpost.rl.vllm_rollout import check_vllm
 from llmpost.stages.context import StageContext, StageResult, stage_inputs
+from llmpost.stages.rewarded import RewardedConfig
 
 DEFAULT_DATA = "builtin:arith-prompts"
 LOSS_TYPES = Literal["dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
 
 
-class Config(TrainConfig):
+class Config(RewardedConfig):
     # RL moves a model further per step than SFT on the same rate, so these sit below the SFT
     # defaults. On the tiny model after SFT (exact match 0.74), 100 steps at 5e-4 or 1e-3
     # collapsed it (completions stopped ending; 0.14), 1e-4 held it (0.725).
@@ -71,18 +71,6 @@ class Config(TrainConfig):
         description="held-out evaluation settings (default data: the test split of a builtin:... prompt set)",
     )
 
-    @field_validator("rewards")
-    @classmethod
-    def known_rewards(cls, specs: list[str]) -> list[str]:
-        from llmpost.rewards.registry import check_reward_spec
-
-        problems = [p for p in map(check_reward_spec, specs) if p]
-        if not specs:
-            problems.append("give at least one reward, e.g. exact_match")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return specs
-
     @model_validator(mode="after")
     def whole_groups(self) -> Config:
         per_step = self.batch_size * self.grad_accum
@@ -90,10 +78,6 @@ class Config(TrainConfig):
             raise ValueError(f"batch_size x grad_accum ({per_step}) must be a multiple of num_generations "
                              f"({self.num_generations}): each step holds whole groups of completions")
         return self
-
-    def default_held_out(self) -> str | None:
-        """Held-out prompts: by default the test split of built-in training prompts; none for other data."""
-        return builtin_test_split(self.data)
 
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
@@ -105,21 +89,18 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     from datasets import Dataset
 
-    from llmpost.evaluation.heldout import evaluate
     from llmpost.evaluation.report import headline, write_items
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
     from llmpost.rewards.registry import CombinedReward
+    from llmpost.stages.heldout import HeldOut, start_outputs
     from llmpost.stages.training import (
         intra_op_threads,
         quiet,
         report_callback,
         resume_checkpoint,
-        set_seed,
-        start_outputs,
     )
 
-    set_seed(cfg.seed)
     check_vllm(cfg)
     src = ctx.model(cfg.model)
     args = build_grpo_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
@@ -127,9 +108,9 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     train = prompt_rows(ctx, cfg.data, cfg.system_prompt)
     reward.check_rows(train, cfg.data)
     held_out_ref = cfg.held_out_data()
-    held_out = prompt_rows(ctx, held_out_ref, cfg.system_prompt)[: cfg.eval.max_samples] if held_out_ref else []
-    if held_out:
-        reward.check_rows(held_out, held_out_ref)
+    held_out_rows = prompt_rows(ctx, held_out_ref, cfg.system_prompt)[: cfg.eval.max_samples] if held_out_ref else []
+    if held_out_rows:
+        reward.check_rows(held_out_rows, held_out_ref)
     else:
         ctx.console.print("[yellow]no held-out prompts: set eval.data to report exact match and reward[/yellow]")
 
@@ -138,20 +119,15 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                        trust_remote_code=cfg.trust_remote_code)
     peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
 
-    def evaluate_model(m, known_outputs=None):
-        if not held_out:
-            return None
-        return evaluate(m, tokenizer, held_out, max_new_tokens=cfg.eval.max_new_tokens,
-                        batch_size=cfg.eval.batch_size, reward=reward, known_outputs=known_outputs)
-
+    held_out = HeldOut(held_out_rows, tokenizer, cfg.eval, start_outputs(src, cfg), reward)
     with intra_op_threads(1 if src.is_tiny else None):
-        before = evaluate_model(model, start_outputs(src, cfg))
+        before = held_out.before(model)
         trainer = quiet(timed_grpo_trainer()(
             model=model, reward_funcs=reward.trl_functions(), args=args, train_dataset=Dataset.from_list(train),
             processing_class=tokenizer, peft_config=peft_config, callbacks=[report_callback(ctx, "grpo")],
         ))
         trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
-        after = evaluate_model(trainer.model)
+        after = held_out.after(trainer.model)
 
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
     write_items(ctx.out_dir, before, after)

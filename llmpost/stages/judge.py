@@ -61,11 +61,9 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.judges.backend import open_judge
     from llmpost.judges.compare import judge_pairs, round_robin
     from llmpost.reporting.progress import ProgressBar
-    from llmpost.stages.training import set_seed
 
     if not cfg.policy:
         check_has_responses(ctx.data(cfg.prompts).rows[0], cfg.prompts)
-    set_seed(cfg.seed)
     groups, sampled = collect_groups(cfg, ctx)
     tasks = [t for g, group in enumerate(groups) for t in round_robin(g, group.prompt, group.responses)]
     judge_src = ctx.model(cfg.judge.model) if cfg.judge.backend == "local" else None

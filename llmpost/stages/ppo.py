@@ -28,23 +28,22 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from llmpost.config.base import (
     EvalSettings,
     LearningRates,
-    TrainConfig,
-    builtin_test_split,
     learning_rate,
     learning_rate_field,
 )
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
 from llmpost.stages.context import StageContext, StageResult, stage_inputs
+from llmpost.stages.rewarded import RewardedConfig
 
 DEFAULT_DATA = "builtin:arith-prompts"
 
 
-class Config(TrainConfig):
+class Config(RewardedConfig):
     # PPO takes several updates per batch, so these sit well below the SFT defaults; the tiny
     # model's was tuned on the built-in task.
     default_learning_rates: ClassVar[LearningRates] = LearningRates(tiny=3e-4, lora=1e-5, full=1e-6)
@@ -76,18 +75,6 @@ class Config(TrainConfig):
         description="held-out evaluation (default data: the test split of a builtin:... prompt set)",
     )
 
-    @field_validator("rewards")
-    @classmethod
-    def known_rewards(cls, specs: list[str]) -> list[str]:
-        from llmpost.rewards.registry import check_reward_spec
-
-        problems = [p for p in map(check_reward_spec, specs) if p]
-        if not specs:
-            problems.append("give at least one reward, e.g. rm:my-rm or exact_match")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return specs
-
     @model_validator(mode="after")
     def consistent(self) -> Config:
         problems = []
@@ -109,10 +96,6 @@ class Config(TrainConfig):
             raise ValueError("; ".join(problems))
         return self
 
-    def default_held_out(self) -> str | None:
-        """Held-out prompts: by default the test split of built-in training prompts; none for other data."""
-        return builtin_test_split(self.data)
-
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
     from llmpost.rewards.registry import reward_model_refs
@@ -122,16 +105,15 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.data.formats import to_prompts
-    from llmpost.evaluation.heldout import evaluate
     from llmpost.evaluation.report import headline, write_items
     from llmpost.models.load import load_tokenizer
     from llmpost.rewards.registry import CombinedReward
     from llmpost.rl.policy import load_policy, save_policy
     from llmpost.rl.trainer import PPOTrainer
     from llmpost.rl.vllm_rollout import check_vllm
-    from llmpost.stages.training import checkpoint_interval, intra_op_threads, set_seed, start_outputs
+    from llmpost.stages.heldout import HeldOut, start_outputs
+    from llmpost.stages.training import checkpoint_interval, intra_op_threads
 
-    set_seed(cfg.seed)
     check_vllm(cfg)
     accelerator = make_accelerator(cfg)
     is_main = ctx.is_main_process and accelerator.is_main_process
@@ -140,9 +122,9 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     prompts = to_prompts(ctx.data(cfg.data).rows, cfg.data)
     reward.check_rows(prompts, cfg.data)
     held_out_ref = cfg.held_out_data()
-    held_out = to_prompts(ctx.data(held_out_ref).rows, held_out_ref)[: cfg.eval.max_samples] if held_out_ref else []
-    if held_out:
-        reward.check_rows(held_out, held_out_ref)
+    held_out_rows = to_prompts(ctx.data(held_out_ref).rows, held_out_ref)[: cfg.eval.max_samples] if held_out_ref else []
+    if held_out_rows:
+        reward.check_rows(held_out_rows, held_out_ref)
     elif cfg.eval.enabled and is_main:
         ctx.console.print("[yellow]no held-out prompts: set eval.data to report exact match and reward[/yellow]")
 
@@ -158,20 +140,16 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         max_prompt_length=max_prompt_length(cfg), seed=cfg.seed, accelerator=accelerator, rollouts=rollouts,
     )
 
-    def evaluate_policy(known_outputs=None):
-        if not (held_out and is_main):
-            return None
-        return evaluate(trainer.policy, tokenizer, held_out, max_new_tokens=cfg.eval.max_new_tokens,
-                        batch_size=cfg.eval.batch_size, reward=reward, known_outputs=known_outputs)
-
+    # only the main process evaluates: the others train alongside it and write nothing
+    held_out = HeldOut(held_out_rows if is_main else [], tokenizer, cfg.eval, start_outputs(src, cfg), reward)
     with intra_op_threads(1 if src.is_tiny else None):
-        before = evaluate_policy(start_outputs(src, cfg))
+        before = held_out.before(trainer.policy)
         accelerator.wait_for_everyone()
         with StepReporter(ctx, trainer.steps, cfg.logging_steps, enabled=is_main) as reporter:
             # A checkpoint every 10% of the steps (at least 10 apart); a rerun of the same config resumes from it.
             history = trainer.train(on_step=reporter.step, checkpoint_dir=ctx.work_dir,
                                     checkpoint_every=checkpoint_interval(trainer.steps))
-        after = evaluate_policy()
+        after = held_out.after(trainer.policy)
 
     if is_main:
         save_policy(trainer.policy, tokenizer, ctx.out_dir / "model", src)

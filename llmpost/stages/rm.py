@@ -65,9 +65,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.models.load import load_tokenizer
     from llmpost.models.save import save_model
     from llmpost.rewards.reward_model import preference_report, score_sequences
-    from llmpost.stages.training import quiet, report_callback, resume_checkpoint, set_seed
+    from llmpost.stages.training import quiet, report_callback, resume_checkpoint
 
-    set_seed(cfg.seed)
     src = ctx.model(cfg.model)
     args = build_rm_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
     eval_ref = cfg.held_out_data()

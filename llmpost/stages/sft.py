@@ -39,19 +39,16 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from llmpost.data.formats import to_prompts, to_sft
-    from llmpost.evaluation.heldout import evaluate
+    from llmpost.data.formats import to_sft
     from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
-    from llmpost.stages.training import quiet, report_callback, resume_checkpoint, set_seed, start_outputs
+    from llmpost.stages.heldout import HeldOut, held_out_prompts, start_outputs
+    from llmpost.stages.training import quiet, report_callback, resume_checkpoint
 
-    set_seed(cfg.seed)
     src = ctx.model(cfg.model)
     args = build_sft_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
     train = to_sft(ctx.data(cfg.data).rows, cfg.data)
-    eval_ref = cfg.held_out_data()
-    held_out = to_prompts(ctx.data(eval_ref).rows, eval_ref) if eval_ref else []
     loss_rows = to_sft(ctx.data(cfg.loss_data).rows, cfg.loss_data) if cfg.eval.enabled and cfg.loss_data else None
 
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)
@@ -59,11 +56,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                        trust_remote_code=cfg.trust_remote_code)
     peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
 
-    def evaluate_model(m, known_outputs=None):
-        return evaluate(m, tokenizer, held_out[: cfg.eval.max_samples], max_new_tokens=cfg.eval.max_new_tokens,
-                        batch_size=cfg.eval.batch_size, known_outputs=known_outputs)
-
-    before = evaluate_model(model, start_outputs(src, cfg)) if held_out else None
+    held_out = HeldOut(held_out_prompts(ctx, cfg), tokenizer, cfg.eval, start_outputs(src, cfg))
+    before = held_out.before(model)
     trainer = quiet(SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(loss_rows) if loss_rows else None,
@@ -71,7 +65,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         callbacks=[report_callback(ctx, "sft")],
     ))
     trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
-    after = evaluate_model(trainer.model) if held_out else None
+    after = held_out.after(trainer.model)
     eval_loss = trainer.evaluate()["eval_loss"] if loss_rows else None
 
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)

@@ -98,27 +98,3 @@ def last_checkpoint(work_dir: str | Path) -> Path | None:
             continue  # killed while saving: fall back to the one before
         return path
     return None
-
-
-def start_outputs(src, cfg) -> dict[str, str]:
-    """The start model's own greedy answers to held-out prompts, so "before" need not generate them again.
-
-    When the model a stage starts from is an artifact that evaluated itself at the end of its
-    training (eval_items.jsonl, phase "after") with the same generation budget, those answers are
-    what the stage's "before" evaluation would generate: the same weights, greedy decoding. Not
-    when either side loads the base in 4 bits (`qlora`): the weights then differ from those that
-    answered. Returns {prompt id: output}; empty when there is nothing to reuse.
-    """
-    from llmpost.evaluation.report import read_items
-
-    artifact = src.artifact
-    if artifact is None or cfg.qlora:
-        return {}
-    start_cfg = artifact.manifest.get("config") or {}
-    start_eval = start_cfg.get("eval")
-    if start_cfg.get("qlora") or not isinstance(start_eval, dict):
-        return {}
-    if start_eval.get("max_new_tokens") != cfg.eval.max_new_tokens:
-        return {}
-    return {item.id: item.output for item in read_items(artifact.path, "after") or []}
-

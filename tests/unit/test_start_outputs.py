@@ -1,4 +1,4 @@
-"""stages/training.start_outputs: when a stage's "before" evaluation may reuse its start model's own answers."""
+"""stages/heldout.start_outputs: when a stage's "before" evaluation may reuse its start model's own answers."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def start_artifact(tmp_path, *, qlora=False, max_new_tokens=32):
 
 
 def test_the_start_models_final_answers_are_reused(tmp_path):
-    from llmpost.stages.training import start_outputs
+    from llmpost.stages.heldout import start_outputs
 
     assert start_outputs(start_artifact(tmp_path), Config()) == {"aaa": "1"}  # the "after" phase only
 
@@ -33,12 +33,12 @@ def test_the_start_models_final_answers_are_reused(tmp_path):
     ({"max_new_tokens": 16}, {}),  # a shorter budget cuts answers the stage would let finish
 ])
 def test_nothing_is_reused_where_the_answers_could_differ(tmp_path, start, cfg):
-    from llmpost.stages.training import start_outputs
+    from llmpost.stages.heldout import start_outputs
 
     assert start_outputs(start_artifact(tmp_path, **start), Config(**cfg)) == {}
 
 
 def test_a_model_that_is_no_artifact_has_nothing_to_reuse():
-    from llmpost.stages.training import start_outputs
+    from llmpost.stages.heldout import start_outputs
 
     assert start_outputs(SimpleNamespace(artifact=None), Config()) == {}
