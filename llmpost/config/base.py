@@ -50,7 +50,7 @@ class EvalSettings(Strict):
     data: str | None = Field(
         None, description="held-out data with prompt+answer; default: the built-in test split"
     )
-    max_samples: int = Field(200, ge=1, description="evaluate on at most this many held-out rows")
+    max_samples: int = Field(1000, ge=1, description="evaluate on at most this many held-out rows")
     max_new_tokens: int = Field(32, ge=1, description="generation budget per held-out answer")
     batch_size: int = Field(64, ge=1, description="prompts generated at once during evaluation")
 

@@ -1,7 +1,7 @@
 """`llmpost eval`: the held-out task evaluation on any model, as an artifact of its own.
 
-Reports exact-match accuracy of greedy answers on prompt+answer data and, when
-conversation data is given, the held-out loss of the reference answers.
+Reports exact-match accuracy of greedy answers on prompt+answer data, with its 95%
+interval, and keeps every answer in eval_items.jsonl.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class Config(Strict):
     seed: int = Field(0, description="random seed")
     qlora: bool = Field(False, description="load the base in 4-bit")
     trust_remote_code: bool = Field(False, description="allow model repos to run their own code")
-    max_samples: int = Field(200, ge=1, description="evaluate on at most this many rows")
+    max_samples: int = Field(1000, ge=1, description="evaluate on at most this many rows")
     max_new_tokens: int = Field(32, ge=1, description="generation budget per answer")
     batch_size: int = Field(64, ge=1, description="prompts generated at once")
 

@@ -24,7 +24,7 @@ def test_tiny_judge_agrees_with_the_truth_on_75_percent_of_held_out_pairs(quicks
               "--set", "stages.judge-model.out=judge-model")
     ok(run_cli("run", QUICKSTART, "--only", "judge-model", *longer, store=quickstart_store, timeout=3600))
     ok(run_cli("judge", "--prompts", "builtin:arith-pairs:test", "--judge", "judge-model", "--output", "pairs",
-               "--out", "judge-check", store=quickstart_store))
+               "--max-prompts", "200", "--out", "judge-check", store=quickstart_store))
     truth = eval_report(quickstart_store, "judge-check")["ground_truth"]
     assert truth["pairs"] == 200
     assert truth["agreement"] >= 0.75, truth

@@ -13,7 +13,7 @@ def test_generation_is_deterministic():
 def test_train_and_test_share_no_question():
     train = {r["prompt"] for r in load_builtin("arith-prompts", "train")}
     test = {r["prompt"] for r in load_builtin("arith-prompts", "test")}
-    assert len(test) == 200 and not train & test
+    assert len(test) == 1000 and not train & test
 
 
 def test_reference_answers_are_right():
