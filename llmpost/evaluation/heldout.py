@@ -22,7 +22,9 @@ from llmpost.evaluation.answers import extract_answer, is_correct
 from llmpost.evaluation.generation import generate
 from llmpost.evaluation.stats import mean_or_none
 
-Reward = Callable[[list[list[dict]], list[str], list[dict]], tuple[list[float], dict[str, list[float]]]]
+# (prompts as chat messages, completions, the prompt rows) -> (total reward per completion, each part by name):
+# what `rewards.registry.CombinedReward` is; the PPO trainer takes the same.
+RewardWithParts = Callable[[list[list[dict]], list[str], list[dict]], tuple[list[float], dict[str, list[float]]]]
 
 
 @dataclass
@@ -78,7 +80,7 @@ class Evaluation:
 
 
 def evaluate(model, tokenizer, rows: list[dict], *, max_new_tokens: int = 32, batch_size: int = 64,
-             reward: Reward | None = None, known_outputs: dict[str, str] | None = None) -> Evaluation:
+             reward: RewardWithParts | None = None, known_outputs: dict[str, str] | None = None) -> Evaluation:
     """Greedy answers to held-out `rows` ({"prompt": messages, "answer": str | None, ...}), each checked and scored.
 
     Without a reward, a row with no reference answer has nothing to be judged by and is not

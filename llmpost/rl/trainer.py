@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from llmpost.evaluation.generation import chat_prompt
+from llmpost.evaluation.heldout import RewardWithParts
 from llmpost.rl.checkpoint import load_checkpoint, save_checkpoint
 from llmpost.rl.gae import gae_advantages
 from llmpost.rl.kl import kl_controller, kl_estimate, kl_penalized_rewards
@@ -37,8 +38,6 @@ from llmpost.rl.scaling import RunningMoments, scale_scores
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
 from llmpost.rl.value_head import PolicyWithValue
 
-# (prompts as chat messages, completions, the prompt rows) -> (total reward per completion, each part by name)
-RewardFn = Callable[[list[list[dict]], list[str], list[dict]], tuple[list[float], dict[str, list[float]]]]
 # (chat-formatted prompt texts) -> one sampled response each, e.g. `VllmRollouts`; default: transformers' generate
 RolloutFn = Callable[[list[str]], Rollout]
 
@@ -72,7 +71,7 @@ class PPOTrainer:
     responses; by default the policy itself does, with transformers' `generate`.
     """
 
-    def __init__(self, policy, reference: Reference, tokenizer, reward_fn: RewardFn, prompts: list[dict], *,
+    def __init__(self, policy, reference: Reference, tokenizer, reward_fn: RewardWithParts, prompts: list[dict], *,
                  rollout: RolloutSettings, kl: KLSettings, ppo: PPOSettings, batch_size: int, grad_accum: int = 1,
                  learning_rate: float = 1e-5, steps: int = -1, epochs: float = 1.0, warmup_ratio: float = 0.0,
                  max_prompt_length: int | None = None, seed: int = 0, accelerator=None,
