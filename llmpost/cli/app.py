@@ -19,6 +19,7 @@ from typer._click import exceptions as click_errors  # typer vendors its own cli
 
 from llmpost import __version__
 from llmpost.cli import (
+    cmd_compare,
     cmd_dpo,
     cmd_grpo,
     cmd_judge,
@@ -55,7 +56,8 @@ def root(version: Annotated[bool | None, typer.Option("--version", callback=vers
     """llmpost: post-training stages with versioned artifacts. Try `llmpost sft --help`."""
 
 
-for group in (cmd_sft, cmd_dpo, cmd_rm, cmd_judge, cmd_grpo, cmd_ppo, model_cmds, store_cmds, cmd_run, cmd_plan):
+for group in (cmd_sft, cmd_dpo, cmd_rm, cmd_judge, cmd_grpo, cmd_ppo, model_cmds, store_cmds, cmd_run, cmd_compare,
+              cmd_plan):
     group.register(app)
 
 
