@@ -18,7 +18,11 @@ RUN_HELP = (
     "Config precedence per stage, lowest to highest: stage defaults < recipe `defaults:` < the recipe's stage "
     "block < --config FILE < --set.\n\n"
     "The summary (a table here; report.md, summary.json and a plot in the `run-<recipe>` artifact) shows each "
-    "stage's artifact, wall time and held-out metrics side by side."
+    "stage's artifact, wall time and held-out metrics side by side.\n\n"
+    "--seeds 0,1,2 (or `seeds: [0, 1, 2]` in the recipe) runs the flow once per seed, every stage's `seed` set to "
+    "it; the recipe's own seed keeps its artifact names (an earlier run is reused), other seeds write NAME-seedN. "
+    "The summary then adds, per stage, the mean over seeds with a 95% interval that holds both item and seed "
+    "noise. --only, --until, --force and --dry-run apply to each seed."
 )
 
 RecipeSetOpt = Annotated[list[str] | None, typer.Option(
@@ -46,6 +50,8 @@ def register(app: typer.Typer) -> None:
                                                   "reused; what depends on it reruns too (repeatable).")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (per stage: reuse, resume or run, "
                                                "and why) and exit.")] = False,
+        seeds: Annotated[str | None, typer.Option("--seeds", help="Run the flow once per seed, e.g. 0,1,2 "
+                                                  "(beats the recipe's `seeds:`).")] = None,
         print_config: PrintConfigOpt = False,
         store: StoreOpt = None,
     ):
@@ -53,8 +59,14 @@ def register(app: typer.Typer) -> None:
         from llmpost.pipeline.recipe import load_recipe
         from llmpost.pipeline.report import plan_table, summary_table
         from llmpost.pipeline.runner import run_recipe
+        from llmpost.pipeline.seeds import parse_seeds
 
         loaded = load_recipe(recipe, config_file=config, sets=set_)
+        seed_list = parse_seeds(seeds) if seeds is not None else loaded.seeds
+        if seed_list is not None:
+            run_seeds_command(loaded, seed_list, recipe, Store.default(store), only=only, until=until, force=force,
+                              dry_run=dry_run, print_config=print_config)
+            return
         if print_config:
             print_configs(loaded)
             return
@@ -70,9 +82,32 @@ def register(app: typer.Typer) -> None:
             raise next(iter(result.failed.values()))
 
 
-def print_configs(recipe) -> None:
+def run_seeds_command(loaded, seeds: list[int], path: Path, store, *, print_config: bool, dry_run: bool,
+                      **selection) -> None:
+    """`llmpost run --seeds`: each seed's plan, then its run, then one summary of them all."""
+    from llmpost.pipeline.report import plan_table, seeds_summary_table
+    from llmpost.pipeline.seeds import run_seeds, seeded_recipe
+
+    if print_config:
+        for seed in seeds:
+            print_configs(seeded_recipe(loaded, seed), seed=seed)
+        return
+    out = results if dry_run else console
+    result = run_seeds(loaded, store, seeds, dry_run=dry_run, console=console, **selection,
+                       on_plan=lambda seed, plan: out.print(plan_table(plan, f"plan for `{loaded.name}`, seed {seed} "
+                                                                             f"({path})")))
+    if not dry_run:
+        results.print(seeds_summary_table(result))
+        if result.record is not None:
+            results.print(f"report: [bold]{result.record.ref}[/bold] -> {result.record.path / 'report.md'}")
+    if result.failed:  # the first failure decides the exit code and the error printed
+        raise next(iter(result.failed.values()))
+
+
+def print_configs(recipe, seed: int | None = None) -> None:
     """Every stage's resolved config as YAML (references shown as the artifact name they will point to)."""
     import yaml
 
     configs = {sid: {"uses": spec.uses, **spec.config.model_dump(mode="json")} for sid, spec in recipe.stages.items()}
-    print(yaml.safe_dump({"name": recipe.name, "stages": configs}, sort_keys=False), end="")
+    header = {"name": recipe.name} | ({"seed": seed} if seed is not None else {})
+    print(("---\n" if seed is not None else "") + yaml.safe_dump({**header, "stages": configs}, sort_keys=False), end="")

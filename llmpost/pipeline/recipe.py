@@ -4,6 +4,7 @@ A recipe is one YAML file that chains stages into an end-to-end run:
 
     name: quickstart               # artifacts are named <name>-<stage id> unless a stage sets `out`
     description: what this run is for
+    seeds: [0, 1, 2]               # optional: the whole flow once per seed (see `pipeline/seeds.py`)
     defaults:                      # applied to every stage whose config has the key
       model: tiny
       seed: 0
@@ -68,6 +69,8 @@ class RecipeFile(Strict):
 
     name: str = Field(description="run name; stages write <name>-<stage id> unless they set `out`")
     description: str = Field("", description="what this recipe is for")
+    seeds: list[int] | None = Field(
+        None, description="run the flow once per seed, each stage's `seed` set to it (as `llmpost run --seeds`)")
     defaults: dict[str, Any] = Field(default_factory=dict, description="keys applied to every stage that has them")
     stages: dict[str, dict[str, Any]] = Field(description="stage id -> {uses: STAGE, ...that stage's config keys}")
 
@@ -104,6 +107,7 @@ class Recipe:
     stages: dict[str, StageSpec]  # topological order; ties keep the file's order
     source: dict[str, Any]  # the recipe as read, with the overrides it was given (for the run record)
     path: Path | None = None
+    seeds: list[int] | None = None  # its `seeds:`: run once per seed (`pipeline/seeds.py`)
 
     def needs(self) -> dict[str, list[str]]:
         """Stage id -> the ids it depends on."""
@@ -139,6 +143,8 @@ def build_recipe(raw: dict[str, Any], overlays: list[tuple[str, dict]] | None = 
         problems.append(f"name: {top.name!r} cannot start an artifact name; use letters, digits, '.', '_', '-'")
     if not top.stages:
         problems.append("stages: a recipe needs at least one stage")
+    if top.seeds is not None:
+        problems += [f"seeds: {p}" for p in seed_problems(top.seeds)]
     problems += check_overlays(overlays, list(top.stages))
 
     uses: dict[str, str] = {}
@@ -181,7 +187,20 @@ def build_recipe(raw: dict[str, Any], overlays: list[tuple[str, dict]] | None = 
     stages = {sid: StageSpec(sid, uses[sid], configs[sid], layers[sid], needs[sid], launches.get(sid))
               for sid in order}
     source = {"recipe": raw, "overrides": {label: layer for label, layer in overlays}}
-    return Recipe(top.name, top.description, stages, source)
+    return Recipe(top.name, top.description, stages, source, seeds=top.seeds)
+
+
+def seed_problems(seeds: list[int]) -> list[str]:
+    """What is wrong with a list of seeds to run (the recipe's `seeds:` or `--seeds`)."""
+    problems = []
+    if not seeds:
+        problems.append("give at least one seed, e.g. [0, 1, 2]")
+    if any(seed < 0 for seed in seeds):
+        problems.append(f"seeds are 0 or more: {', '.join(str(s) for s in seeds if s < 0)}")
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        problems.append(f"each seed once: {', '.join(map(str, repeated))} repeated")
+    return problems
 
 
 def recipe_stage_layers(top: RecipeFile, uses: dict[str, str], overlays: list[tuple[str, dict]],

@@ -12,6 +12,12 @@ Exact match comes with its 95% interval, and the change from the stage's start m
 the stage's paired interval (`evaluation/report.py`), where the stage recorded them.
 
 A rerun that reuses every stage reuses the record too (same stage artifacts, same record).
+
+A run of several seeds (`pipeline/seeds.py`) writes one record for them all: per stage, each
+seed's row as above, then the mean over seeds of exact match and of the change, the change with
+a 95% interval from a two-way bootstrap over seeds and held-out items (`evaluation/seeds.py`).
+summary.json then holds `seeds`, `stages` (one row per stage and seed, with its `seed`) and
+`over_seeds` (one row per stage).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from rich.table import Table
 
 from llmpost.artifacts.manifest import package_versions, sha256_json
 from llmpost.artifacts.store import Artifact, Store
+from llmpost.evaluation.report import rounded
+from llmpost.evaluation.seeds import common_items, item_values, seeds_interval, seeds_mean
 from llmpost.pipeline.decisions import Decision
 
 HEADLINE = ("exact_match", "exact_match_before")
@@ -257,3 +265,145 @@ def duration(seconds: Any) -> str:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# -- several seeds (pipeline/seeds.py) ------------------------------------------------------------
+
+
+def seed_rows(result) -> list[dict[str, Any]]:
+    """Every seed's summary rows (`summary_rows`), each with its seed."""
+    return [{"seed": seed, **row} for seed, run in result.runs.items() for row in summary_rows(run)]
+
+
+def over_seeds(result) -> list[dict[str, Any]]:
+    """Per stage: exact match, where it started and the change from there, as means over the seeds; the
+    change with its 95% interval from the two-way bootstrap over seeds and items (`evaluation/seeds.py`).
+
+    Read off each seed's eval_items.jsonl, on the items every seed has (None when they share none). The
+    mean exact match has no interval: a percentile bootstrap of a rate collapses to a point at 0 or 1,
+    where small models often are (each seed's own row keeps its Wilson interval).
+    """
+    starts = {(row["seed"], row["id"]): row["start"] for row in seed_rows(result)}
+    rows = []
+    for sid, spec in result.recipe.stages.items():
+        runs = [(seed, stage) for seed, run in result.runs.items() for stage in run.stages if stage.id == sid]
+        if not runs:
+            continue
+        values = [item_values(stage.artifact.path) for _, stage in runs]
+        after, before, change = ([v[key] for v in values] for key in ("after", "before", "change"))
+        start = {starts[(seed, sid)] for seed, _ in runs}
+        rows.append({
+            "id": sid, "uses": spec.uses, "seeds": [seed for seed, _ in runs],
+            "start": start.pop() if len(start) == 1 else None,
+            "exact_match": seeds_mean(after),
+            "exact_match_before": seeds_mean(before),
+            "exact_match_delta": seeds_mean(change),
+            "exact_match_delta_ci": rounded(seeds_interval(change)),
+            "n_items": len(common_items(after)),
+        })
+    return rows
+
+
+def seeds_summary_table(result) -> Table:
+    """The terminal summary of several seeds: per stage, each seed's row, then the mean over seeds."""
+    statuses = [row.status for run in result.runs.values() for row in run.stages]
+    counts = {status: statuses.count(status) for status in ("ran", "resumed", "reused")}
+    counts.update(failed=sum(len(run.failed) for run in result.runs.values()),
+                  skipped=sum(len(run.blocked) for run in result.runs.values()))
+    title = (f"run `{result.recipe.name}`, seeds {seeds_text(result.seeds)}, in {duration(result.wall_time_s)}: "
+             + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    if result.record is not None:
+        title += f"  (report: {result.record.ref})"
+    table = Table(title=title, title_justify="left")
+    for name, kw in (("stage", {"no_wrap": True}), ("uses", {}), ("seed", {"justify": "right"}),
+                     ("artifact", {"no_wrap": True}), ("status", {}), ("time", {"justify": "right"}),
+                     ("exact match", {"justify": "right"}), ("vs start", {"justify": "right"})):
+        table.add_column(name, **kw)
+    per_seed = {(row["seed"], row["id"]): row for row in seed_rows(result)}
+    means = {row["id"]: row for row in over_seeds(result)}
+    for sid, spec in result.recipe.stages.items():
+        for seed, run in result.runs.items():
+            row = per_seed.get((seed, sid))
+            if row is not None:
+                table.add_row(sid, spec.uses, str(seed), row["ref"], row["status"], duration(row["wall_time_s"]),
+                              number(row["exact_match"]), versus(row))
+            elif sid in run.failed:
+                table.add_row(sid, spec.uses, str(seed), "-", "[bold red]failed[/bold red]", "", "",
+                              first_line(run.failed[sid]))
+            elif sid in run.blocked:
+                table.add_row(sid, spec.uses, str(seed), "-", "[yellow]skipped[/yellow]", "", "",
+                              f"needs `{run.blocked[sid]}`")
+        if sid in means:
+            mean = means[sid]
+            table.add_row("", "", "[bold]mean[/bold]", f"{len(mean['seeds'])} seeds", "", "",
+                          f"[bold]{number(mean['exact_match'])}[/bold]", f"[bold]{versus(mean)}[/bold]", end_section=True)
+    return table
+
+
+def write_seeds_record(result, store: Store) -> tuple[Artifact, bool]:
+    """Write (or reuse an identical) `run-<recipe>` record of every seed; returns it and whether it was reused."""
+    recipe = result.recipe
+    name = record_name(recipe.name)
+    stages = [(seed, stage) for seed, run in result.runs.items() for stage in run.stages]
+    fingerprint = sha256_json({"recipe": recipe.name, "seeds": result.seeds,
+                               "stages": [[seed, s.id, s.artifact.id] for seed, s in stages]})
+    found = store.find_by_fingerprint(name, fingerprint)
+    if found is not None:
+        return found, True
+    rows, means = seed_rows(result), over_seeds(result)
+    with store.begin(name) as pending:
+        (pending.dir / "summary.json").write_text(json.dumps(
+            {"recipe": recipe.name, "seeds": result.seeds, "stages": rows, "over_seeds": means}, indent=2))
+        (pending.dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.source, sort_keys=False))
+        plot = plot_exact_match(means, pending.dir / "plots" / "exact_match.png")
+        (pending.dir / "report.md").write_text(markdown_seeds_report(result, rows, means, plot is not None))
+        fields = {
+            "stage": "run",
+            "config": {"recipe": recipe.name, "path": str(recipe.path) if recipe.path else None, "seeds": result.seeds,
+                       "stages": {f"{r['id']}@seed{r['seed']}": r["ref"] for r in rows}},
+            "parents": list({s.artifact.id: s.artifact.as_parent() for _, s in stages}.values()),
+            "metrics": {f"{m['id']}.{key}": m[key] for m in means for key in ("exact_match", "exact_match_delta")
+                        if m[key] is not None},
+            "wall_time_s": round(sum(r["wall_time_s"] or 0 for r in rows), 2),
+            "fingerprint": fingerprint,
+            "versions": package_versions(),
+        }
+        return pending.finalize(fields), False
+
+
+def markdown_seeds_report(result, rows: list[dict[str, Any]], means: list[dict[str, Any]], has_plot: bool) -> str:
+    """report.md of several seeds: each seed's row per stage, then the mean over seeds with its interval."""
+    recipe = result.recipe
+    lines = [f"# Run `{recipe.name}`, seeds {seeds_text(result.seeds)}", ""]
+    if recipe.description:
+        lines += [recipe.description.strip(), ""]
+    lines += ["| stage | seed | artifact | status | wall time | exact match | vs start |",
+              "|---|---|---|---|---|---|---|"]
+    by_stage = {m["id"]: m for m in means}
+    for sid in recipe.stages:
+        for r in (r for r in rows if r["id"] == sid):
+            lines.append(f"| {sid} | {r['seed']} | `{r['ref']}` | {r['status']} | {duration(r['wall_time_s'])} "
+                         f"| {number(r['exact_match'])}{interval_text(r.get('exact_match_ci'), signed=False)} "
+                         f"| {versus(r)} |")
+        if sid in by_stage:
+            mean = by_stage[sid]
+            lines.append(f"| **{sid}** | **mean of {len(mean['seeds'])}** | | | | **{number(mean['exact_match'])}** "
+                         f"| **{versus(mean)}** |")
+    lines += ["", "Each seed is the whole flow with every stage's `seed` set to it. *vs start*: the change in held-out "
+              "exact match from the model the stage started from, on the same held-out rows. Per seed, in brackets: "
+              "its 95% intervals (Wilson for exact match; a paired bootstrap over the held-out items for the change). "
+              "*mean*: the mean over seeds; for the change, a 95% interval from a two-way bootstrap that resamples the "
+              "seeds and the held-out items, so it holds both the item noise and the seed-to-seed variation. A mean "
+              "change whose interval holds 0 is not distinguishable from no change."]
+    if has_plot:
+        lines += ["", "![held-out exact match per stage, mean over seeds](plots/exact_match.png)"]
+    seeds_flag = "" if recipe.seeds == result.seeds else f" --seeds {','.join(map(str, result.seeds))}"
+    lines += ["", "## Reproduce", "", "```",
+              f"llmpost run {recipe.path or '<recipe>.yaml'}{seeds_flag}" + overrides_text(recipe), "```", "",
+              "Each artifact's manifest.json records its full config, inputs and library versions; "
+              f"`llmpost lineage {record_name(recipe.name)}` shows the graph.", ""]
+    return "\n".join(lines)
+
+
+def seeds_text(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds))

@@ -9,6 +9,8 @@ scratch even when it could be reused (and so reruns what depends on it). With
 `dry_run`, only the plan is made. The whole plan is made before anything runs, so
 a missing input or a selection that cannot be satisfied fails in seconds.
 
+Several seeds (`--seeds`, a recipe's `seeds:`) run this once per seed: `pipeline/seeds.py`.
+
 A stage with a `launch:` block runs as `llmpost STAGE --launcher ...` does
 (`llmpost.pipeline.launch.relaunch.launch_stage`): on N processes, rank 0 alone writing
 its artifact into the store.
@@ -60,13 +62,14 @@ class RunResult:
 
 def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, until: list[str] | None = None,
                force: list[str] | None = None, dry_run: bool = False, console: Console | None = None,
-               on_plan=None) -> RunResult:
+               on_plan=None, record: bool = True) -> RunResult:
     """Plan, then (unless `dry_run`) execute the recipe into `store`; see the module docstring.
 
     `on_plan(plan)` is called once the plan is made, before anything runs (the CLI prints it).
     A stage that fails does not stop the stages that do not need it (as `make -k`): they run, and
     `result.failed` / `result.blocked` say what did not; the run record is written only when
-    every stage finished. Ctrl-C stops at once.
+    every stage finished, and `record` is True (a run of several seeds writes one for them all,
+    `pipeline/seeds.py`). Ctrl-C stops at once.
     """
     started = time.time()
     console = console or Console(stderr=True)
@@ -106,7 +109,7 @@ def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, u
         refs[spec.id] = outcome.artifact.ref
         result.stages.append(StageRun(spec.id, spec.uses, status, outcome))
 
-    if not result.failed:
+    if record and not result.failed:
         result.record, result.record_reused = write_run_record(result, store)
     result.wall_time_s = time.time() - started
     return result

@@ -233,3 +233,27 @@ def test_a_recipe_stage_resolves_its_overrides_as_the_stage_command_does(tmp_pat
                           [("--config", {"stages": {"sft": yaml.safe_load(file.read_text())}}),
                            ("--set", {"stages": {"sft": {"seed": 3, "lora": {"r": 4}}}})])
     assert recipe.stages["sft"].config == command.model_copy(update={"out": "demo-sft"})
+
+
+def test_a_recipe_may_list_its_seeds_and_bad_ones_are_listed_with_the_rest():
+    assert build_recipe({**GOOD, "seeds": [0, 1, 2]}).seeds == [0, 1, 2]
+    assert build_recipe(GOOD).seeds is None  # no `seeds:`: one run, as before
+    err = refused({**GOOD, "seeds": [1, 1, -2], "defaults": {"sed": 1}})
+    assert_listed(err.problems, ["seeds: seeds are 0 or more: -2", "seeds: each seed once: 1 repeated",
+                                 "defaults.sed: not a setting of any stage"])
+    assert_listed(refused({**GOOD, "seeds": []}).problems, ["seeds: give at least one seed"])
+
+
+def test_cli_print_config_with_seeds_shows_each_seeds_stages(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, "defaults": {"max_steps": 7}, "seeds": [0, 4]}))
+    proc = run_cli("run", path, "--print-config")
+    assert proc.returncode == 0, proc.stderr
+    first, second = yaml.safe_load_all(proc.stdout)
+    assert first["seed"] == 0 and first["stages"]["sft"]["out"] == "demo-sft"
+    assert second["seed"] == 4 and second["stages"]["check"]["model"] == "demo-sft-seed4"
+    assert {stage["seed"] for stage in second["stages"].values()} == {4}
+    flag = yaml.safe_load_all(run_cli("run", path, "--print-config", "--seeds", "5").stdout)
+    assert [printed["seed"] for printed in flag] == [5], "--seeds beats the recipe's `seeds:`"
+    bad = run_cli("run", path, "--dry-run", "--seeds", "1,x", store=tmp_path / "store")
+    assert bad.returncode == 2 and "--seeds 1,x: expected whole numbers" in bad.stderr
