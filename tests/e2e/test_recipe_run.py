@@ -172,3 +172,52 @@ stages:
     assert "failed" in rows["bad"] and "skipped" in rows["after-bad"] and "ran" in rows["good"]
     store = Store(tmp_path / "store")
     assert [a.name for a in store.list()] == ["partial-good"], "no record of an unfinished run"
+
+
+def plan_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.count("│") > 4]
+
+
+def test_seeds_run_the_flow_per_seed_and_the_record_gives_the_mean_change_with_its_interval(resumed):
+    store, recipe = resumed["store"], resumed["recipe"]
+    dry = ok(run_cli("run", recipe, "--seeds", "0,1", "--until", "check", "--dry-run", store=store, env=ENV))
+    assert "seed 0" in dry.stdout and "seed 1" in dry.stdout
+    lines = plan_lines(dry.stdout)
+    assert any("e2e-sft@v1" in line and "reuse" in line for line in lines), "seed 0 is the run already made"
+    assert any("e2e-sft-seed1" in line and "no earlier run" in line for line in lines)
+    assert not any("e2e-more" in line and " run " in line for line in lines), "--until applies to every seed"
+
+    proc = ok(run_cli("run", recipe, "--seeds", "0,1", "--until", "check", store=store, env=ENV))
+    record = Store(store).resolve("run-e2e")
+    summary = json.loads((record.path / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1]
+    rows = {(row["seed"], row["id"]): row for row in summary["stages"]}
+    assert set(rows) == {(0, "sft"), (0, "check"), (1, "sft"), (1, "check")}
+    assert rows[0, "sft"]["ref"] == "e2e-sft@v1" and rows[0, "sft"]["status"] == "reused"
+    assert rows[1, "sft"]["ref"] == "e2e-sft-seed1@v1" and rows[1, "sft"]["status"] == "ran"
+    seed1 = Store(store).resolve("e2e-sft-seed1")
+    assert seed1.manifest["seed"] == 1 and seed1.manifest["config"]["max_steps"] == 4
+    assert Store(store).resolve("e2e-check-seed1").manifest["config"]["model"] == "e2e-sft-seed1@v1"
+
+    means = {row["id"]: row for row in summary["over_seeds"]}
+    assert set(means) == {"sft", "check"}
+    sft = means["sft"]
+    assert sft["seeds"] == [0, 1] and sft["start"] == "tiny" and sft["n_items"] == 8
+    # read off each seed's items, the mean agrees with the changes each seed's stage recorded itself
+    assert sft["exact_match_delta"] == pytest.approx((rows[0, "sft"]["exact_match_delta"]
+                                                      + rows[1, "sft"]["exact_match_delta"]) / 2)
+    assert sft["exact_match"] == pytest.approx((rows[0, "sft"]["exact_match"] + rows[1, "sft"]["exact_match"]) / 2)
+    low, high = sft["exact_match_delta_ci"]
+    assert low <= sft["exact_match_delta"] <= high
+    assert means["check"]["exact_match_delta"] is None, "an eval stage has no start to change from"
+    report = (record.path / "report.md").read_text()
+    assert "seeds 0, 1" in report and "| **sft** | **mean of 2** |" in report and "--seeds 0,1" in report
+    assert "two-way bootstrap" in report
+    assert "mean" in proc.stdout and "e2e-sft-seed1@v1" in proc.stdout
+
+    forced = ok(run_cli("run", recipe, "--seeds", "0,1", "--only", "check", "--force", "check", "--dry-run",
+                        store=store, env=ENV))
+    checks = [line for line in plan_lines(forced.stdout) if line.split("│")[1].strip() == "check"]
+    assert len(checks) == 2 and all("forced" in line for line in checks), "--force applies to every seed"
+    again = ok(run_cli("run", recipe, "--seeds", "0,1", "--until", "check", store=store, env=ENV))
+    assert "reused" in again.stdout and Store(store).resolve("run-e2e").ref == record.ref, "same artifacts, same record"
