@@ -320,7 +320,7 @@ def seeds_summary_table(result) -> Table:
                      ("exact match", {"justify": "right"}), ("vs start", {"justify": "right"})):
         table.add_column(name, **kw)
     per_seed = {(row["seed"], row["id"]): row for row in seed_rows(result)}
-    means = {row["id"]: row for row in over_seeds(result)}
+    means = {row["id"]: row for row in result.means}
     for sid, spec in result.recipe.stages.items():
         for seed, run in result.runs.items():
             row = per_seed.get((seed, sid))
@@ -350,7 +350,7 @@ def write_seeds_record(result, store: Store) -> tuple[Artifact, bool]:
     found = store.find_by_fingerprint(name, fingerprint)
     if found is not None:
         return found, True
-    rows, means = seed_rows(result), over_seeds(result)
+    rows, means = seed_rows(result), result.means
     with store.begin(name) as pending:
         (pending.dir / "summary.json").write_text(json.dumps(
             {"recipe": recipe.name, "seeds": result.seeds, "stages": rows, "over_seeds": means}, indent=2))

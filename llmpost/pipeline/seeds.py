@@ -40,6 +40,7 @@ class SeedsResult:
     recipe: Recipe  # as given (the seeds' own recipes are `seeded_recipe(recipe, seed)`)
     seeds: list[int]
     runs: dict[int, RunResult] = field(default_factory=dict)  # seed -> its run (its plan only, in a dry run)
+    means: list[dict] = field(default_factory=list)  # per stage, the figures over seeds (`report.over_seeds`)
     record: Artifact | None = None  # the one run record of every seed; None when a stage failed
     record_reused: bool = False
     wall_time_s: float = 0.0
@@ -71,7 +72,7 @@ def run_seeds(recipe: Recipe, store: Store, seeds: list[int], *, only: list[str]
     `on_plan(seed, plan)` is called with each seed's plan before anything runs. A failed stage
     skips what needs it in its own seed only; the record is written when every seed finished.
     """
-    from llmpost.pipeline.report import write_seeds_record
+    from llmpost.pipeline.report import over_seeds, write_seeds_record
 
     started = time.time()
     console = console or Console(stderr=True)
@@ -87,6 +88,7 @@ def run_seeds(recipe: Recipe, store: Store, seeds: list[int], *, only: list[str]
         console.rule(f"[bold]seed {seed}[/bold]", characters="=")
         # planned again: a stage every seed shares has just been made by the seed before
         result.runs[seed] = run_recipe(seeded, store, **selection, console=console, record=False)
+    result.means = over_seeds(result)  # once: a two-way bootstrap over a thousand items takes a moment
     if not result.failed:
         result.record, result.record_reused = write_seeds_record(result, store)
     result.wall_time_s = time.time() - started
