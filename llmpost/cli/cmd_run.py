@@ -74,12 +74,7 @@ def register(app: typer.Typer) -> None:
         title = f"plan for `{loaded.name}` ({recipe})"
         result = run_recipe(loaded, Store.default(store), only=only, until=until, force=force, dry_run=dry_run,
                             console=console, on_plan=lambda plan: out.print(plan_table(plan, title)))
-        if not dry_run:
-            results.print(summary_table(result))
-            if result.record is not None:
-                results.print(f"report: [bold]{result.record.ref}[/bold] -> {result.record.path / 'report.md'}")
-        if result.failed:  # the first failure decides the exit code and the error printed
-            raise next(iter(result.failed.values()))
+        show_outcome(result, None if dry_run else summary_table(result))
 
 
 def run_seeds_command(loaded, seeds: list[int], path: Path, store, *, print_config: bool, dry_run: bool,
@@ -96,8 +91,13 @@ def run_seeds_command(loaded, seeds: list[int], path: Path, store, *, print_conf
     result = run_seeds(loaded, store, seeds, dry_run=dry_run, console=console, **selection,
                        on_plan=lambda seed, plan: out.print(plan_table(plan, f"plan for `{loaded.name}`, seed {seed} "
                                                                              f"({path})")))
-    if not dry_run:
-        results.print(seeds_summary_table(result))
+    show_outcome(result, None if dry_run else seeds_summary_table(result))
+
+
+def show_outcome(result, summary) -> None:
+    """Print the run's summary table (None on a dry run) and where its report is; raise the first failure."""
+    if summary is not None:
+        results.print(summary)
         if result.record is not None:
             results.print(f"report: [bold]{result.record.ref}[/bold] -> {result.record.path / 'report.md'}")
     if result.failed:  # the first failure decides the exit code and the error printed
