@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
+from inspect import signature
 
 import torch
 
@@ -37,20 +38,26 @@ def response_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
                      response_length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, hidden) at the positions that predict each response token: `[B, R, V]`, `[B, R, H]`.
 
-    Runs the trunk once and applies the LM head only to the response positions
-    (position t-1 predicts token t), so long prompts and big vocabularies cost no
-    extra logits. `hidden` is the trunk's final (normalised) state, what the value
-    head reads.
+    Runs the model's own forward, so the logits are exactly the model's: whatever
+    it does after the LM head (Gemma's soft-capping, Cohere's `logit_scale`,
+    Granite's `logits_scaling`, ...) is applied, and PPO's log-probs match it.
+    `logits_to_keep` limits the head to the response positions (position t-1
+    predicts token t) so long prompts and big vocabularies cost no extra logits;
+    a model whose forward lacks it computes all logits, sliced here. `hidden` is
+    the input of the output-embedding module -- the trunk's final (normalised)
+    state the head reads, what the value head reads; it keeps its gradient.
     """
     lm = causal_lm(model)
-    out = lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                           use_cache=False)
-    hidden = out.last_hidden_state[:, -response_length - 1:-1]
-    logits = lm.get_output_embeddings()(hidden)
-    softcap = getattr(lm.config, "final_logit_softcapping", None)
-    if softcap:  # Gemma-style logit soft-capping, as the model's own forward applies it
-        logits = torch.tanh(logits / softcap) * softcap
-    return logits, hidden
+    captured = []
+    hook = lm.get_output_embeddings().register_forward_pre_hook(lambda _, args: captured.append(args[0]))
+    keep = {"logits_to_keep": response_length + 1} if "logits_to_keep" in signature(lm.forward).parameters else {}
+    try:
+        logits = lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                    use_cache=False, **keep).logits
+    finally:
+        hook.remove()
+    window = slice(-response_length - 1, -1)  # drops the last position, which predicts past the end
+    return logits[:, window], captured[-1][:, window]
 
 
 def sequence_logprobs(model, batch: dict, temperature: float) -> torch.Tensor:
