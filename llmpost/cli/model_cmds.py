@@ -14,7 +14,7 @@ from llmpost.cli.stage_runner import console, run_stage_command
 
 def register(app: typer.Typer) -> None:
     @app.command("eval", epilog="Example: llmpost eval sft --data builtin:arith-prompts:test")
-    def eval_(ref: Annotated[str, typer.Argument(help="Model: artifact ref, 'tiny', local dir or hub id.")],
+    def eval_(ref: Annotated[str, typer.Argument(help="Model: artifact ref, 'tiny', 'smollm2', local dir, .gguf file or hub id.")],
               data: Annotated[str | None, typer.Option("--data", "-d", help="Held-out rows with prompt + answer.")] = None,
               max_samples: Annotated[int | None, typer.Option(help="Evaluate at most N rows.")] = None,
               out: OutOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         run_stage_command("eval", flags=flags, config_file=config, sets=set_, print_config=print_config, store=store)
 
     @app.command(epilog='Example: llmpost generate sft "Ann has 3 pens and gets 4 more. How many pens does Ann have?"')
-    def generate(ref: Annotated[str, typer.Argument(help="Model: artifact ref, 'tiny', local dir or hub id.")],
+    def generate(ref: Annotated[str, typer.Argument(help="Model: artifact ref, 'tiny', 'smollm2', local dir, .gguf file or hub id.")],
                  prompt: Annotated[str, typer.Argument(help="The user message.")],
                  max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 64,
                  temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,

