@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,15 @@ from rich.table import Table
 from llmpost.config.layers import stage_layers
 from llmpost.config.resolve import load_yaml, parse_sets, resolve, to_yaml
 
-# Piped or in a CI log there is no terminal width to follow, and rich's default of 80 columns
-# squeezes tables (a run's plan, its summary) into unreadable stubs.
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # progress and chatter
-results = Console(width=None if sys.stdout.isatty() else 160)  # the outcome: stdout, so scripts can read it
+
+def console_width(stream) -> int | None:
+    """None (rich follows the terminal, or COLUMNS when set), else 160: piped or in a CI log there is no
+    terminal width to follow, and a run's plan (its reasons) reads better wider than rich's default of 80."""
+    return None if stream.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160
+
+
+console = Console(stderr=True, width=console_width(sys.stderr))  # progress and chatter
+results = Console(width=console_width(sys.stdout))  # the outcome: stdout, so scripts can read it
 
 
 def resolve_stage_config(stage: str, *, flags: dict[str, Any], config_file: Path | None = None,

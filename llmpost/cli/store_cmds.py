@@ -7,7 +7,7 @@ stay instant, so nothing here imports torch or transformers.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +16,7 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from llmpost.artifacts.lineage import lineage_dict, lineage_tree
 from llmpost.artifacts.manifest import MANIFEST_FILE
@@ -27,7 +28,17 @@ RefArg = Annotated[str, typer.Argument(help="NAME (latest), NAME@vN, or the path
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of the formatted view.")]
 
 MAX_FILES_SHOWN = 50
-KEY_METRICS_SHOWN = 3
+# `llmpost ls` shows each artifact's one key metric: the first of these its manifest holds (else its
+# first metric). Held-out figures, so artifacts of one stage compare; the rest are in `show` and `--json`.
+KEY_METRICS = {
+    "sft": ("exact_match",),
+    "dpo": ("exact_match", "reward_accuracy"),
+    "ppo": ("exact_match", "reward"),
+    "grpo": ("exact_match", "reward"),
+    "eval": ("exact_match",),
+    "rm": ("accuracy",),  # pairwise: the held-out share of pairs ranked the right way
+    "judge": ("ground_truth_agreement", "position_consistency"),
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -40,18 +51,25 @@ def register(app: typer.Typer) -> None:
 
 def ls(
     name: Annotated[str | None, typer.Argument(help="Only versions of this artifact name.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list (ref, stage, created, latest, path, "
+                                                         "every metric) instead of the table.")] = False,
     store: StoreOpt = None,
 ) -> None:
-    """List finished artifacts: ref, stage, when, fingerprint and key metrics."""
+    """List finished artifacts, one a line: ref, stage, age and key metric (every metric: `show REF`, --json)."""
     st = Store.default(store)
     artifacts = st.list(validate_name(name) if name else None)
     if name and not artifacts:
         st.resolve(f"{name}@latest")  # raises the error that says what exists instead
+    latest = {each: st.latest_version(each) for each in {a.name for a in artifacts}}
+    if as_json:
+        typer.echo(json.dumps([_listing(a, latest[a.name] == a.version) for a in artifacts], indent=2))
+        return
     console = Console()
     if not artifacts:
         console.print(f"no artifacts in {escape(str(st.root))} yet")
         return
-    console.print(_artifacts_table(st, artifacts))
+    console.print(f"artifacts in {escape(str(st.root))}", highlight=False)
+    console.print(_artifacts_table(artifacts, latest))
 
 
 def show(ref: RefArg, as_json: JsonOpt = False, store: StoreOpt = None) -> None:
@@ -100,32 +118,60 @@ def gc(
 # -- formatting ---------------------------------------------------------------
 
 
-def _artifacts_table(st: Store, artifacts: list[Artifact]) -> Table:
-    # Compact enough for an 80-column terminal: light box, latest marked by a star.
+def _artifacts_table(artifacts: list[Artifact], latest: dict[str, int | None]) -> Table:
+    """One artifact a line, even at 80 columns: a 30-character ref with its star, the stage, the age and
+    a key metric of up to 29 characters fit. Beyond that the metric is cut short (`…`), never wrapped.
+    The fingerprint and the other metrics are in `llmpost show`."""
     table = Table(
-        title=f"artifacts in {escape(str(st.root))}",
-        title_justify="left",
-        caption="* = latest, fp = fingerprint",
+        caption="* = latest; every metric: llmpost show REF",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
+        show_edge=False,
         pad_edge=False,
+        padding=(0, 1, 0, 0),
     )
     table.add_column("ref", no_wrap=True)
     table.add_column("stage", no_wrap=True)
-    table.add_column("created", no_wrap=True)
-    table.add_column("fp", no_wrap=True)
-    table.add_column("metrics", overflow="fold")  # one per line, so folding is the last resort
-    latest = {name: st.latest_version(name) for name in {a.name for a in artifacts}}
+    table.add_column("created", no_wrap=True, justify="right")
+    table.add_column("key metric")  # the one column rich may narrow; its cells are cut, never wrapped
     for a in artifacts:
-        star = " [green]*[/green]" if latest[a.name] == a.version else ""
+        star = " [green]*[/green]" if latest.get(a.name) == a.version else ""
         table.add_row(
             f"[bold]{a.ref}[/bold]{star}",
             escape(str(a.manifest.get("stage") or "")),
-            _local_time(a.manifest.get("finished_at")),
-            str(a.manifest.get("fingerprint") or "")[:8],
-            escape(_key_metrics(a.manifest.get("metrics"), sep="\n")),
+            _age(a.manifest.get("finished_at")),
+            Text(_key_metric(a.manifest), no_wrap=True, overflow="ellipsis"),
         )
     return table
+
+
+def _listing(a: Artifact, is_latest: bool) -> dict[str, Any]:
+    """`llmpost ls --json`'s entry for one artifact."""
+    m = a.manifest
+    return {"ref": a.ref, "stage": m.get("stage"), "created": m.get("finished_at"), "latest": is_latest,
+            "path": str(a.path), "metrics": m.get("metrics") or {}}
+
+
+def _key_metric(manifest: dict[str, Any]) -> str:
+    """`NAME=VALUE (+CHANGE)`: the stage's key metric (`KEY_METRICS`) with its change from the stage's start.
+
+    A run record's is its last stage's exact match (`STAGE.exact_match`, no change: a stage id makes the
+    name long enough); an artifact with none of its stage's key metrics shows its first metric.
+    """
+    metrics = manifest.get("metrics")
+    if not isinstance(metrics, dict):
+        return ""
+    scalars = {k: v for k, v in metrics.items() if _is_number(v)}
+    if manifest.get("stage") == "run":
+        last = [k for k in scalars if k.endswith(".exact_match")][-1:]  # the record lists stages in run order
+        return f"{last[0]}={scalars[last[0]]:.3f}" if last else _key_metrics(metrics, limit=1)
+    key = next((k for k in KEY_METRICS.get(str(manifest.get("stage")), ()) if k in scalars), None)
+    if key is None:
+        return _key_metrics(metrics, limit=1)
+    delta = metrics.get(f"{key}_delta")
+    if not _is_number(delta) and _is_number(metrics.get(f"{key}_before")):
+        delta = scalars[key] - metrics[f"{key}_before"]
+    return f"{key}={scalars[key]:.3f}" + (f" ({delta:+.3f})" if _is_number(delta) else "")
 
 
 def _summary_table(a: Artifact) -> Table:
@@ -172,18 +218,39 @@ def _files_table(path: Path) -> Table:
     return table
 
 
-def _key_metrics(metrics: Any, limit: int | None = KEY_METRICS_SHOWN, sep: str = "  ") -> str:
+def _key_metrics(metrics: Any, limit: int | None = None, sep: str = "  ") -> str:
     """`k=v` for the first scalar metrics, in the order the stage recorded them."""
     if not isinstance(metrics, dict):
         return ""
-    scalars = [(k, v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    scalars = [(k, v) for k, v in metrics.items() if _is_number(v)]
     return sep.join(f"{k}={v:.4g}" for k, v in scalars[:limit])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _base_model_text(base: Any) -> str | None:
     if isinstance(base, dict):
         return str(base.get("id")) + (f" @ {base['revision']}" if base.get("revision") else "")
     return None if base is None else str(base)
+
+
+def _age(iso: Any) -> str:
+    """How long ago, in at most 8 characters: `just now`, `5m ago`, `3h ago`, `6d ago`, `5w ago`, `2y ago`."""
+    try:
+        then = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return "" if iso is None else str(iso)
+    if then.tzinfo is None:
+        then = then.astimezone()  # a naive time is the local time
+    seconds = (datetime.now(timezone.utc) - then).total_seconds()
+    if seconds < 60:
+        return "just now"
+    for unit, size, below in (("m", 60, 60), ("h", 3600, 48), ("d", 86400, 14), ("w", 7 * 86400, 53)):
+        if seconds < size * below:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds // (365 * 86400))}y ago"
 
 
 def _local_time(iso: Any) -> str:

@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich import box
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from llmpost.artifacts.manifest import package_versions, sha256_json
 from llmpost.artifacts.store import Artifact, Store
@@ -83,31 +86,65 @@ def plan_table(plan: list[Decision], title: str) -> Table:
 
 
 def summary_table(result) -> Table:
-    """The terminal summary: every stage's artifact, status, time and held-out metrics side by side."""
+    """The terminal summary: every stage's artifact, status, time and held-out exact match with its change.
+
+    One stage a line at 80 columns (`stage_table`); each stage's other metrics are in report.md.
+    """
     counts = {status: sum(r.status == status for r in result.stages) for status in ("ran", "resumed", "reused")}
     counts.update(failed=len(result.failed), skipped=len(result.blocked))
     title = f"run `{result.recipe.name}` in {duration(result.wall_time_s)}: " + ", ".join(
         f"{n} {status}" for status, n in counts.items() if n)
     if result.record is not None:
         title += f"  (report: {result.record.ref})"
-    table = Table(title=title, title_justify="left")
-    for name, kw in (("stage", {"no_wrap": True}), ("uses", {}), ("artifact", {"no_wrap": True}), ("status", {}),
-                     ("time", {"justify": "right"}), ("exact match", {"justify": "right"}),
-                     ("vs start", {"justify": "right"}), ("other metrics", {})):
-        table.add_column(name, **kw)
     rows = {row["id"]: row for row in summary_rows(result)}
+    table = stage_table(title, list(rows.values()), failed=result.failed, blocked=result.blocked)
     for sid, spec in result.recipe.stages.items():
         if sid in rows:
             row = rows[sid]
-            table.add_row(sid, row["uses"], row["ref"], row["status"], duration(row["wall_time_s"]),
-                          number(row["exact_match"]), versus(row), metric_text(row["metrics"], limit=3))
+            table.add_row(artifact_cell(row["ref"]), row["status"], duration(row["wall_time_s"]),
+                          number(row["exact_match"]), change_text(row))
         elif sid in result.failed:
-            table.add_row(sid, spec.uses, "-", "[bold red]failed[/bold red]", "", "", "",
-                          first_line(result.failed[sid]))
+            table.add_row(artifact_cell(spec.out), "[bold red]failed[/bold red]", "", "", "-")
         elif sid in result.blocked:
-            table.add_row(sid, spec.uses, "-", "[yellow]skipped[/yellow]", "", "", "",
-                          f"needs `{result.blocked[sid]}`")
+            table.add_row(artifact_cell(spec.out), "[yellow]skipped[/yellow]", "", "", "-")
     return table
+
+
+def stage_table(title: str, rows: list[dict[str, Any]], failed: dict[str, BaseException],
+                blocked: dict[str, str]) -> Table:
+    """The run summary's columns, one stage a line at 80 columns: artifact, status, time, exact match, vs start.
+
+    A 31-character ref and a change with its interval (`+0.095 [+0.050, +0.140]`) fit beside the rest.
+    The figures are never wrapped nor cut; when a line is too long, the ref is cut short (`…`). Where
+    each stage started, failures and skips go under the table (its caption), where they can wrap.
+    """
+    notes = [starts_text(rows), *(f"{sid} failed: {first_line(exc)}" for sid, exc in failed.items()),
+             *(f"{sid} skipped: needs `{need}`" for sid, need in blocked.items())]
+    caption = escape("\n".join(note for note in notes if note)) or None
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("artifact")  # the one column rich may narrow; its cells are cut, never wrapped
+    table.add_column("status", no_wrap=True)
+    table.add_column("time", no_wrap=True, justify="right")
+    table.add_column("exact\nmatch", no_wrap=True, justify="right")
+    table.add_column("vs start", no_wrap=True, justify="right")
+    return table
+
+
+def artifact_cell(ref: str, style: str = "") -> Text:
+    return Text(ref, style=style, no_wrap=True, overflow="ellipsis")
+
+
+def starts_text(rows: list[dict[str, Any]]) -> str:
+    """What `vs start` is, with the model each stage started from: `(sft from tiny; dpo, ppo from sft)`."""
+    by_start: dict[str, list[str]] = {}
+    for row in rows:
+        if change_text(row) != "-" and row["id"] not in by_start.get(str(row["start"]), []):
+            by_start.setdefault(str(row["start"]), []).append(row["id"])
+    if not by_start:
+        return ""
+    starts = "; ".join(f"{', '.join(ids)} from {start}" for start, ids in by_start.items())
+    return f"vs start: the change in exact match from the stage's start ({starts}), with its 95% interval"
 
 
 def write_run_record(result, store: Store) -> tuple[Artifact, bool]:
@@ -229,13 +266,19 @@ def first_line(exc: BaseException, limit: int = 120) -> str:
 
 
 def versus(row: dict[str, Any]) -> str:
+    """The change in exact match from the start model, with its paired interval, and the start model."""
+    change = change_text(row)
+    return change if change == "-" else f"{change} (from {row['start']})"
+
+
+def change_text(row: dict[str, Any]) -> str:
     """The change in exact match from the start model, with its paired interval when the stage recorded one."""
     after, before = row["exact_match"], row["exact_match_before"]
     if not (is_number(after) and is_number(before)):
         return "-"
     delta = row.get("exact_match_delta")
     delta = delta if is_number(delta) else after - before  # an artifact written before deltas were recorded
-    return f"{delta:+.3f}{interval_text(row.get('exact_match_delta_ci'))} (from {row['start']})"
+    return f"{delta:+.3f}{interval_text(row.get('exact_match_delta_ci'))}"
 
 
 def interval_text(interval: Any, signed: bool = True) -> str:
@@ -246,9 +289,8 @@ def interval_text(interval: Any, signed: bool = True) -> str:
     return f" [{interval[0]:{sign}.3f}, {interval[1]:{sign}.3f}]"
 
 
-def metric_text(metrics: dict[str, Any], limit: int | None = None, sep: str = "  ") -> str:
-    items = list(metrics.items())[:limit] if limit else list(metrics.items())
-    return sep.join(f"{k}={number(v)}" for k, v in items) or "-"
+def metric_text(metrics: dict[str, Any], sep: str = "  ") -> str:
+    return sep.join(f"{k}={number(v)}" for k, v in metrics.items()) or "-"
 
 
 def number(value: Any) -> str:
@@ -314,29 +356,29 @@ def seeds_summary_table(result) -> Table:
              + ", ".join(f"{n} {status}" for status, n in counts.items() if n))
     if result.record is not None:
         title += f"  (report: {result.record.ref})"
-    table = Table(title=title, title_justify="left")
-    for name, kw in (("stage", {"no_wrap": True}), ("uses", {}), ("seed", {"justify": "right"}),
-                     ("artifact", {"no_wrap": True}), ("status", {}), ("time", {"justify": "right"}),
-                     ("exact match", {"justify": "right"}), ("vs start", {"justify": "right"})):
-        table.add_column(name, **kw)
-    per_seed = {(row["seed"], row["id"]): row for row in seed_rows(result)}
+    rows = seed_rows(result)
+    table = stage_table(title, rows, failed=result.failed,
+                        blocked={f"{sid} (seed {seed})": need for seed, run in result.runs.items()
+                                 for sid, need in run.blocked.items()})
+    per_seed = {(row["seed"], row["id"]): row for row in rows}
     means = {row["id"]: row for row in result.means}
-    for sid, spec in result.recipe.stages.items():
+    for sid in result.recipe.stages:
+        shown = set()  # a stage without a seed is one artifact for every seed: one line
         for seed, run in result.runs.items():
             row = per_seed.get((seed, sid))
-            if row is not None:
-                table.add_row(sid, spec.uses, str(seed), row["ref"], row["status"], duration(row["wall_time_s"]),
-                              number(row["exact_match"]), versus(row))
+            if row is not None and row["ref"] not in shown:
+                shown.add(row["ref"])
+                table.add_row(artifact_cell(row["ref"]), row["status"], duration(row["wall_time_s"]),
+                              number(row["exact_match"]), change_text(row))
             elif sid in run.failed:
-                table.add_row(sid, spec.uses, str(seed), "-", "[bold red]failed[/bold red]", "", "",
-                              first_line(run.failed[sid]))
+                table.add_row(artifact_cell(run.recipe.stages[sid].out), "[bold red]failed[/bold red]", "", "", "-")
             elif sid in run.blocked:
-                table.add_row(sid, spec.uses, str(seed), "-", "[yellow]skipped[/yellow]", "", "",
-                              f"needs `{run.blocked[sid]}`")
+                table.add_row(artifact_cell(run.recipe.stages[sid].out), "[yellow]skipped[/yellow]", "", "", "-")
         if sid in means:
             mean = means[sid]
-            table.add_row("", "", "[bold]mean[/bold]", f"{len(mean['seeds'])} seeds", "", "",
-                          f"[bold]{number(mean['exact_match'])}[/bold]", f"[bold]{versus(mean)}[/bold]", end_section=True)
+            table.add_row(artifact_cell(f"{sid}: mean of {len(mean['seeds'])} seeds", style="bold"), "", "",
+                          f"[bold]{number(mean['exact_match'])}[/bold]", f"[bold]{change_text(mean)}[/bold]",
+                          end_section=True)
     return table
 
 

@@ -168,8 +168,9 @@ stages:
     proc = run_cli("run", recipe, store=tmp_path / "store", env=ENV)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "stage `bad` failed" in proc.stderr and "fits no" in proc.stderr
-    rows = {line.split("│")[1].strip(): line for line in proc.stdout.splitlines() if line.count("│") > 4}
-    assert "failed" in rows["bad"] and "skipped" in rows["after-bad"] and "ran" in rows["good"]
+    rows = {line.split()[0].split("@")[0]: line for line in proc.stdout.splitlines() if line.strip()}  # by artifact
+    assert "failed" in rows["partial-bad"] and "skipped" in rows["partial-after-bad"] and "ran" in rows["partial-good"]
+    assert "bad failed:" in proc.stdout and "after-bad skipped: needs `bad`" in proc.stdout
     store = Store(tmp_path / "store")
     assert [a.name for a in store.list()] == ["partial-good"], "no record of an unfinished run"
 
