@@ -116,6 +116,9 @@ class Pending:
         self.store = store
         self.name = name
         self.dir = dir
+        # The manifest's id, known from the start so that what reports on the run (an experiment
+        # tracker) can name the artifact it becomes.
+        self.id = uuid.uuid4().hex
         self.artifact: Artifact | None = None
         # Tells `gc` this directory belongs to a live run, however long it runs.
         self._lock_fd: int | None = hold_dir_lock(dir)
@@ -127,6 +130,13 @@ class Pending:
         if self.artifact is None:
             self.abort()
         return False
+
+    def expected_version(self) -> int:
+        """The version this will most likely be published as: the next free number of `name` now.
+
+        Versions are numbered when published, so a run of the same name that finishes first takes it.
+        """
+        return self.store._next_version(self.name)
 
     def finalize(self, fields: dict[str, Any]) -> Artifact:
         """Publish the work directory as the next version of `name` and return it.
@@ -142,7 +152,7 @@ class Pending:
         name_dir = self.store.root / self.name
         with name_lock(self.store.root, self.name):
             version = self.store._next_version(self.name)
-            write_manifest(self.dir, _manifest(self.name, version, fields))
+            write_manifest(self.dir, _manifest(self.id, self.name, version, fields))
             target = name_dir / f"v{version}"
             with _sigint_deferred():
                 # Ctrl-C here would leave a version published but `latest` unmoved.
@@ -373,11 +383,11 @@ class Store:
         shutil.rmtree(graveyard, ignore_errors=True)
 
 
-def _manifest(name: str, version: int, fields: dict[str, Any]) -> dict[str, Any]:
+def _manifest(artifact_id: str, name: str, version: int, fields: dict[str, Any]) -> dict[str, Any]:
     """The manifest for `name@vN`: the store's header, then the stage's fields."""
     header = {
         "schema": SCHEMA,
-        "id": uuid.uuid4().hex,
+        "id": artifact_id,
         "name": name,
         "version": version,
         "ref": f"{name}@v{version}",

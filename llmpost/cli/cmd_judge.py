@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from llmpost.cli.options import PRECEDENCE, ConfigOpt, OutOpt, PrintConfigOpt, SeedOpt, SetOpt, StoreOpt
+from llmpost.cli.options import (
+    PRECEDENCE,
+    ConfigOpt,
+    OutOpt,
+    PrintConfigOpt,
+    ReportToOpt,
+    SeedOpt,
+    SetOpt,
+    StoreOpt,
+)
 from llmpost.cli.stage_runner import run_stage_command
 from llmpost.errors import ConfigError
 from llmpost.judges.settings import judge_target_flags
@@ -35,10 +44,10 @@ def register(app: typer.Typer) -> None:
     def judge(policy: PolicyOpt = None, prompts: PromptsOpt = None, judge: JudgeOpt = None,
               judge_model: JudgeModelOpt = None, api_key_env: ApiKeyEnvOpt = None, samples: SamplesOpt = None,
               max_prompts: MaxPromptsOpt = None, output: OutputOpt = None, principle: PrincipleOpt = None,
-              out: OutOpt = None, seed: SeedOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
-              print_config: PrintConfigOpt = False, store: StoreOpt = None):
+              out: OutOpt = None, seed: SeedOpt = None, report_to: ReportToOpt = None, config: ConfigOpt = None,
+              set_: SetOpt = None, print_config: PrintConfigOpt = False, store: StoreOpt = None):
         flags = {"policy": policy, "prompts": prompts, "samples": samples, "max_prompts": max_prompts,
-                 "output": output, "out": out, "seed": seed, **judge_target_flags(judge),
+                 "output": output, "out": out, "seed": seed, "report_to": report_to, **judge_target_flags(judge),
                  "judge.api_key_env": api_key_env, "judge.principles": principle or None}
         if judge_model is not None:
             if "judge.model" in flags:

@@ -17,6 +17,7 @@ def doctor_report() -> Table:
         table.add_row(name, version or "[red]not installed[/red]")
     table.add_row("device", device_line())
     table.add_row("4-bit (QLoRA)", four_bit_line())
+    table.add_row("trackers (--report-to)", trackers_line())
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     table.add_row("hub", "offline (HF_HUB_OFFLINE=1)" if offline else "online allowed")
     table.add_row("store", os.environ.get("LLMPOST_STORE", "./artifacts"))
@@ -48,3 +49,11 @@ def four_bit_line() -> str:
         return f"[green]ok[/green] (bitsandbytes {bnb.__version__}, NF4 on {device})"
     except Exception as exc:
         return f"[red]failed[/red]: {type(exc).__name__}: {exc}"
+
+
+def trackers_line() -> str:
+    """Which experiment trackers `--report-to` can open here (installed, not imported)."""
+    from llmpost.reporting.tracking import PACKAGES, installed
+
+    return ", ".join(f"{name} [green]ok[/green]" if installed(package) else f"{name} [dim]not installed[/dim]"
+                     for name, package in PACKAGES.items())

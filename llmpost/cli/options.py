@@ -27,6 +27,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML fil
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override any key: --set max_steps=3 --set lora.r=8 (repeatable).")]
 PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")]
 StoreOpt = Annotated[str | None, typer.Option("--store", envvar="LLMPOST_STORE", help="Artifact store directory (default ./artifacts).")]
+ReportToOpt = Annotated[list[str] | None, typer.Option("--report-to", metavar="TRACKER", help="Also send metrics.jsonl's rows to an experiment tracker, in a run named NAME/vN: tensorboard (event files in the artifact), trackio, wandb, mlflow; none = off (repeatable).")]
 LrOpt = Annotated[float | None, typer.Option("--learning-rate", "--lr", help="Peak learning rate.")]
 
 

@@ -38,6 +38,7 @@ from llmpost.cli.options import (
     OutOpt,
     PrintConfigOpt,
     QloraOpt,
+    ReportToOpt,
     SeedOpt,
     SetOpt,
     StepsOpt,
@@ -61,6 +62,7 @@ class TrainingOptions:
     batch_size: BatchOpt = None
     lora: LoraOpt = None
     qlora: QloraOpt = None
+    report_to: ReportToOpt = None
     config: ConfigOpt = None
     set_: SetOpt = None
     print_config: PrintConfigOpt = False
@@ -75,7 +77,7 @@ class TrainingOptions:
         """The shared flags as dotted config keys (None = not given on the command line)."""
         return {"model": self.model, "data": self.data, "out": self.out, "seed": self.seed, "epochs": self.epochs,
                 "max_steps": self.max_steps, "learning_rate": self.lr, "batch_size": self.batch_size,
-                "lora.enabled": self.lora, "qlora": self.qlora}
+                "lora.enabled": self.lora, "qlora": self.qlora, "report_to": self.report_to}
 
     def launch_flags(self) -> dict[str, Any]:
         """--launcher/--num-processes/--deepspeed/--fsdp as LaunchSettings keys (None = not given)."""

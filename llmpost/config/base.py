@@ -9,9 +9,9 @@ argument that one of llmpost's own keys sets (`TrainConfig.trainer_args_from_key
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -31,8 +31,39 @@ FLAGS = {
     "seed": "--seed", "beta": "--beta", "loss": "--loss", "precompute_ref": "--precompute-ref",
     "rewards": "--reward", "num_generations": "--num-generations", "epsilon": "--epsilon",
     "max_completion_length": "--max-completion-length", "temperature": "--temperature", "loss_type": "--loss-type",
-    "vllm": "--vllm", "vllm_mode": "--vllm-mode",
+    "vllm": "--vllm", "vllm_mode": "--vllm-mode", "report_to": "--report-to",
 }
+
+
+# Experiment trackers a stage can report its metrics.jsonl rows to (reporting/tracking.py); "none" = off.
+TRACKERS = ("none", "tensorboard", "trackio", "wandb", "mlflow")
+
+
+def _tracker_list(value: Any) -> Any:
+    """`report_to: wandb` and `--set report_to=wandb,tensorboard` as lists, as TRL/transformers accept them."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _none_alone(value: list[str]) -> list[str]:
+    """Duplicates dropped; "none" only on its own, where it means what [] means."""
+    value = list(dict.fromkeys(value))
+    if "none" in value and len(value) > 1:
+        raise ValueError("`none` turns tracking off and cannot be combined with "
+                         + ", ".join(v for v in value if v != "none"))
+    return value
+
+
+ReportTo = Annotated[list[Literal[TRACKERS]], BeforeValidator(_tracker_list), AfterValidator(_none_alone)]
+
+
+def report_to_field():
+    """The `report_to` key, the same on every training stage and the judge."""
+    return Field(default_factory=list,
+                 description="experiment trackers that also get every metrics.jsonl row, in a run named NAME/vN: "
+                             "tensorboard (event files in the artifact), trackio, wandb, mlflow (--report-to); "
+                             "[] or [none] = off")
 
 
 class LoraSettings(Strict):
@@ -117,6 +148,9 @@ class TrainConfig(Strict):
         "logging_steps": "logging_steps", "seed": "seed", "data_seed": "seed", "bf16": "bf16",
         "activation_checkpointing": "gradient_checkpointing",
         "gradient_checkpointing": "gradient_checkpointing",  # transformers' older name for the same switch
+        # Always "none": llmpost reports to trackers itself (reporting/tracking.py), from metrics.jsonl's rows,
+        # so a tracker shows the same names and steps as metrics.jsonl, for PPO and the judge as well.
+        "report_to": "report_to",
     }
 
     model: str = Field("tiny", description="base: 'tiny', 'smollm2', an artifact ref (NAME, NAME@vN), a local path (model dir or .gguf file) or a hub id")
@@ -137,6 +171,7 @@ class TrainConfig(Strict):
     bf16: bool | None = Field(None, description="bfloat16 mixed precision; default: on when the GPU supports it")
     trust_remote_code: bool = Field(False, description="allow model repos to run their own code")
     eval: EvalSettings = Field(default_factory=EvalSettings, description="held-out evaluation settings")
+    report_to: ReportTo = report_to_field()
     trainer: dict[str, Any] = Field(
         default_factory=dict,
         description="other TRL/transformers trainer arguments, passed through and validated; "

@@ -48,10 +48,16 @@ class Outcome:
     resumed_from_step: int | None = None  # set when an interrupted run was continued from a checkpoint
 
 
+# Config keys that name or watch a run without changing what it makes: not part of the fingerprint,
+# so turning a tracker on neither reruns a stage a recipe could reuse nor loses an interrupted run's checkpoints.
+NOT_FINGERPRINTED = ("out", "report_to")
+
+
 def fingerprint_of(stage: str, cfg: BaseModel, ctx: StageContext) -> str:
-    """What makes two runs the same: stage, resolved config (minus `out`), inputs' identities."""
+    """What makes two runs the same: stage, resolved config (minus `NOT_FINGERPRINTED`), inputs' identities."""
     config = cfg.model_dump(mode="json")
-    config.pop("out", None)
+    for key in NOT_FINGERPRINTED:
+        config.pop(key, None)
     return sha256_json({
         "stage": stage,
         "config": config,
@@ -63,7 +69,8 @@ def fingerprint_of(stage: str, cfg: BaseModel, ctx: StageContext) -> str:
 
 
 def prepare(stage: str, cfg: BaseModel, store: Store, console: Console | None = None) -> tuple[StageContext, str]:
-    """Resolve the stage's inputs (fails fast on a missing model/data ref) and compute its fingerprint."""
+    """Resolve the stage's inputs (fails fast on a missing model/data ref or tracker) and compute its fingerprint."""
+    require_trackers(cfg)
     module = load_stage(stage)
     ctx = StageContext(stage=stage, name=cfg.out or stage, store=store, console=console or Console())
     wanted = module.inputs(cfg)
@@ -103,7 +110,14 @@ def execute_stage(stage: str, cfg: BaseModel, store: Store, *, console: Console 
         with store.begin(ctx.name) as pending:
             ctx.out_dir = pending.dir
             started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            result = run_seeded(module, cfg, ctx)
+            ctx.tracker = open_tracker(stage, cfg, ctx, pending, fingerprint)
+            with ctx.tracker:  # closed (files flushed) before the artifact is published; marked failed on an error
+                if resumed is not None:  # the steps before the checkpoint, which prepend_metrics puts in front
+                    for row in resumed.logs:
+                        if "step" in row:
+                            ctx.tracker.log(row, row["step"])
+                result = run_seeded(module, cfg, ctx)
+            ctx.tracker = None
             wall = time.time() - started
             if resumed is not None:
                 prepend_metrics(pending.dir / "metrics.jsonl", resumed.logs)
@@ -134,6 +148,26 @@ def execute_stage(stage: str, cfg: BaseModel, store: Store, *, console: Console 
     shutil.rmtree(ctx.work_dir, ignore_errors=True)  # finished: the checkpoints are no longer needed
     wait_for_all_ranks()  # the other ranks return this artifact once it is published
     return Outcome(artifact, False, wall, resumed.step if resumed is not None else None)
+
+
+def require_trackers(cfg: BaseModel) -> None:
+    """A tracker in `report_to` whose package is missing fails now, before any model loads."""
+    from llmpost.reporting.tracking import require
+
+    require(getattr(cfg, "report_to", []))
+
+
+def open_tracker(stage: str, cfg: BaseModel, ctx: StageContext, pending, fingerprint: str):
+    """The experiment trackers of `cfg.report_to` (reporting/tracking.py), with one run named after the artifact
+    being written (NAME/vN); its config holds the artifact's id, ref, stage and fingerprint and the stage's config."""
+    from llmpost.reporting.tracking import TrackedRun, Tracker
+
+    version = pending.expected_version()
+    run = TrackedRun(name=f"{ctx.name}/v{version}", dir=pending.dir, config={
+        "artifact_id": pending.id, "artifact_ref": f"{ctx.name}@v{version}", "stage": stage,
+        "fingerprint": fingerprint, **cfg.model_dump(mode="json")})
+    return Tracker.open(getattr(cfg, "report_to", []), run,
+                        warn=lambda text: ctx.console.print(text, markup=False, style="yellow"))
 
 
 def lock_work_dir(work_dir: Path, name: str) -> int | None:

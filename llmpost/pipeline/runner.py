@@ -83,6 +83,7 @@ def run_recipe(recipe: Recipe, store: Store, *, only: list[str] | None = None, u
     if dry_run:
         return result
     check_launches(recipe, plan)
+    check_trackers(recipe, plan)
 
     refs: dict[str, str] = {}
     for planned in plan:
@@ -141,6 +142,15 @@ def check_launches(recipe: Recipe, plan: list[Decision]) -> None:
         launch = recipe.stages[planned.id].launch
         if planned.action not in (REUSE, SKIP) and launch is not None:
             check_engines(launch)
+
+
+def check_trackers(recipe: Recipe, plan: list[Decision]) -> None:
+    """A tracker in a stage's `report_to` whose package is missing fails before any stage runs."""
+    from llmpost.reporting.tracking import require
+
+    wanted = {name: None for planned in plan if planned.action not in (REUSE, SKIP)
+              for name in getattr(recipe.stages[planned.id].config, "report_to", [])}
+    require(wanted)
 
 
 def check_stage_names(recipe: Recipe, given: dict[str, list[str]]) -> None:

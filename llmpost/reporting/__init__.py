@@ -1,1 +1,1 @@
-"""Progress, metrics.jsonl, PNG plots and model cards."""
+"""Progress, metrics.jsonl, experiment trackers (`report_to`), PNG plots and model cards."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -18,6 +18,10 @@ from llmpost import ranks
 from llmpost.artifacts.store import Store
 from llmpost.data.load import LoadedData, load_rows
 from llmpost.models.load import ModelSource, resolve_model
+from llmpost.reporting.metrics import MetricsLog
+
+if TYPE_CHECKING:
+    from llmpost.reporting.tracking import Tracker
 
 
 def stage_inputs(cfg, *data: str | None, models: tuple[str, ...] = ()) -> dict[str, list[str]]:
@@ -46,6 +50,11 @@ class StageContext:
     is_main_process: bool = field(default_factory=ranks.is_main_process)  # rank 0 of a launched run, or alone
     models: dict[str, ModelSource] = field(default_factory=dict)
     datasets: dict[str, LoadedData] = field(default_factory=dict)
+    tracker: Tracker | None = None  # the experiment trackers of `report_to`, open while the stage runs
+
+    def metrics_log(self) -> MetricsLog:
+        """metrics.jsonl in the artifact; each row also goes to the run's experiment trackers (`report_to`)."""
+        return MetricsLog(self.out_dir / "metrics.jsonl", tracker=self.tracker)
 
     def model(self, ref: str) -> ModelSource:
         """Resolve a model reference (remembered as a parent of the artifact)."""

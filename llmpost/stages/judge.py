@@ -3,7 +3,9 @@
 run(): resolve inputs -> responses (sampled from the policy, or read from the
 data) -> every pair judged in both orders (local model or OpenAI-compatible
 endpoint, through the on-disk cache) -> Copeland rankings or pairs -> data/
-train.jsonl + test.jsonl, judgments.jsonl and the judging report (eval.json).
+train.jsonl + test.jsonl, judgments.jsonl, the judging report (eval.json) and its
+headline figures as one metrics.jsonl row, at the number of judgments made (which is
+what `report_to`'s trackers get).
 `llmpost rm --data NAME` and `llmpost dpo --data NAME` read the result by ref.
 """
 
@@ -14,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from llmpost.config.base import Strict
+from llmpost.config.base import ReportTo, Strict, report_to_field
 from llmpost.errors import ConfigError, DataError, StageFailed
 from llmpost.judges.settings import JudgeSettings
 from llmpost.stages.context import StageContext, StageResult
@@ -38,6 +40,7 @@ class Config(Strict):
     seed: int = Field(0, description="random seed for sampling and the train/test split")
     qlora: bool = Field(False, description="load the policy in 4-bit NF4 for sampling")
     trust_remote_code: bool = Field(False, description="allow the policy's repo to run its own code")
+    report_to: ReportTo = report_to_field()
 
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
@@ -95,7 +98,9 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                        "prompts_without_preference": sum(1 for r in rows if not r)},
               "tokens": {judge.usage.backend: judge.usage.as_dict()},
               "examples": examples(groups, judgments)}
-    return StageResult(metrics=headline(report, judge.usage), eval=report, card=usage_card(ctx, cfg))
+    metrics = headline(report, judge.usage)
+    ctx.metrics_log().write(len(judgments), metrics)
+    return StageResult(metrics=metrics, eval=report, card=usage_card(ctx, cfg))
 
 
 def collect_groups(cfg: Config, ctx: StageContext):

@@ -224,14 +224,13 @@ SHOWN = ("reward_mean", "kl", "entropy", "approx_kl", "response_length")
 
 
 class StepReporter:
-    """metrics.jsonl every `logging_steps` PPO steps and the progress bar (main process only)."""
+    """metrics.jsonl (and so `report_to`'s trackers) every `logging_steps` PPO steps; the progress bar (main only)."""
 
     def __init__(self, ctx: StageContext, total: int, logging_steps: int, enabled: bool = True):
-        from llmpost.reporting.metrics import MetricsLog
         from llmpost.reporting.progress import ProgressBar
 
         self.enabled, self.logging_steps, self.total = enabled, logging_steps, total
-        self.log = MetricsLog(ctx.out_dir / "metrics.jsonl") if enabled else None
+        self.log = ctx.metrics_log() if enabled else None
         self.bar = ProgressBar(ctx.console, "ppo", total) if enabled else None
 
     def __enter__(self) -> StepReporter:

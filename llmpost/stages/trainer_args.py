@@ -3,13 +3,14 @@
 Three sources, lowest precedence first:
 
     llmpost's defaults   arguments llmpost picks but has no key for: lr_scheduler_type="cosine",
-                         weight_decay=0, a checkpoint every 10% of the steps, report_to="none",
-                         ... (here, and each stage's own, e.g. eval_strategy="no")
+                         weight_decay=0, a checkpoint every 10% of the steps, ... (here, and each
+                         stage's own, e.g. eval_strategy="no")
     `trainer:`           any argument of the class, passed through; an unknown name fails with
                          the closest valid one
     llmpost's keys       arguments set from a config key: learning_rate, num_train_epochs,
                          max_steps, per_device_train_batch_size, seed, ... and each stage's own
-                         (beta, max_length, ...)
+                         (beta, max_length, ...); report_to is always "none", as llmpost's own
+                         `report_to` key feeds the trackers from metrics.jsonl's rows instead
 
 The rule for `trainer:`: an argument that llmpost sets from one of its keys is set through
 that key only, and `trainer:` naming it is an error ("trainer.learning_rate: llmpost sets
@@ -83,6 +84,9 @@ def shared_args_from_keys(cfg: TrainConfig, is_tiny: bool) -> dict[str, Any]:
         # Always passed: TRL's configs turn checkpointing on by default (~20% slower steps), and
         # llmpost's default is off. (`gradient_checkpointing`, the old name, warns in transformers 5.)
         activation_checkpointing=cfg.gradient_checkpointing,
+        # `cfg.report_to` is served by reporting/tracking.py from metrics.jsonl's rows (every stage alike);
+        # the trainer's own integrations would log the same values a second time, under other names.
+        report_to="none",
     )
     return args
 
@@ -98,7 +102,6 @@ def shared_defaults(cfg: TrainConfig, work_dir: Path) -> dict[str, Any]:
         lr_scheduler_type="cosine",
         weight_decay=0.0,
         **checkpoint_args(cfg.max_steps),  # resumable; `trainer: {save_strategy: "no"}` turns it off
-        report_to="none",
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,

@@ -38,11 +38,10 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
 
 
 def report_callback(ctx: StageContext, description: str):
-    """A callback writing metrics.jsonl into the artifact and showing progress."""
+    """A callback writing metrics.jsonl into the artifact (and to the trackers of `report_to`) and showing progress."""
     from llmpost.reporting.callbacks import ReportCallback
-    from llmpost.reporting.metrics import MetricsLog
 
-    return ReportCallback(MetricsLog(ctx.out_dir / "metrics.jsonl"), ctx.console, description)
+    return ReportCallback(ctx.metrics_log(), ctx.console, description)
 
 
 def quiet(trainer):
