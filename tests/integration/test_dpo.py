@@ -56,9 +56,11 @@ def test_dpo_from_sft_learns_the_preferences(sft_store):
 
 
 @pytest.mark.parametrize("mode", [("--lora",), ("--precompute-ref",)], ids=["lora-adapter-disabled", "precomputed"])
-def test_reference_is_the_input_model(sft_store, mode):
+def test_reference_is_the_input_model(sft_store, mode, tmp_path):
     name = "ref-check-" + mode[0].strip("-")
-    ok(run_cli("dpo", "--model", "sft", "--out", name, *mode, *FROZEN, *SMALL_EVAL, store=sft_store))
+    # 32 training pairs: a precomputed reference scores the whole training set before the first step.
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", load_builtin("arith-pairs", "train")[:32])
+    ok(run_cli("dpo", "--model", "sft", "--data", pairs, "--out", name, *mode, *FROZEN, *SMALL_EVAL, store=sft_store))
     report = eval_report(sft_store, name)
     assert abs(report["chosen_reward"]) < 1e-4 and abs(report["rejected_reward"]) < 1e-4, report
 
