@@ -38,7 +38,7 @@ quickstart: install
 ## Test files run in parallel, one per core (at most 4): most of a test is a CLI process
 ## importing torch/transformers on one core, and a tiny model gains little from a second.
 test: install smollm2
-	$(BIN)/pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile
+	$(BIN)/pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile --durations=20
 
 test-slow: install smollm2
 	$(BIN)/pytest -q -m slow

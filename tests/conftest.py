@@ -39,7 +39,9 @@ def run_cli(*args: str, store: Path | str | None = None, env: dict | None = None
     args = tuple(map(str, args))
     if args and args[0] in TRAINING_STAGES and "--print-config" not in args and not any("max_samples" in a for a in args):
         args = (*args, *SUITE_EVAL)
-    full_env = {**os.environ, **(env or {})}
+    # pytest-xdist's workers set COLUMNS=80, which the CLI follows; a test sets a width only on purpose.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    full_env = {**inherited, **(env or {})}
     if store is not None:
         full_env["LLMPOST_STORE"] = str(store)
     return subprocess.run([sys.executable, "-m", "llmpost", *map(str, args)], capture_output=True, text=True,
