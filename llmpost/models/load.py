@@ -93,7 +93,7 @@ def adapter_base(adapter_dir: Path, artifact) -> ModelSource:
     """
     cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
     trained_on = cfg.get("base_model_name_or_path")
-    root = (artifact.manifest.get("base_model") or {}) if artifact is not None else {}
+    root = root_record(artifact)
     if trained_on and Path(trained_on).is_dir():
         return with_root(resolve_model(trained_on), artifact)
     if root.get("id"):
@@ -111,10 +111,15 @@ def adapter_base(adapter_dir: Path, artifact) -> ModelSource:
 
 def with_root(source: ModelSource, artifact) -> ModelSource:
     """`source` named after the root of `artifact`'s lineage (its manifest's `base_model`), when it records one."""
-    root = (artifact.manifest.get("base_model") or {}) if artifact is not None else {}
+    root = root_record(artifact)
     if not root.get("id"):
         return source
     return replace(source, base_id=root["id"], gguf=root.get("gguf", source.gguf))
+
+
+def root_record(artifact) -> dict:
+    """The `base_model` record of `artifact`'s manifest: the root of its lineage ({} for no artifact or none)."""
+    return (artifact.manifest.get("base_model") or {}) if artifact is not None else {}
 
 
 def from_hub(ref: str) -> ModelSource:
