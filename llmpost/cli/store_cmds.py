@@ -23,22 +23,12 @@ from llmpost.artifacts.manifest import MANIFEST_FILE
 from llmpost.artifacts.refs import validate_name
 from llmpost.artifacts.store import Artifact, Store
 from llmpost.cli.options import StoreOpt
+from llmpost.reporting.key_metrics import key_metric
 
 RefArg = Annotated[str, typer.Argument(help="NAME (latest), NAME@vN, or the path of a version directory.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of the formatted view.")]
 
 MAX_FILES_SHOWN = 50
-# `llmpost ls` shows each artifact's one key metric: the first of these its manifest holds (else its
-# first metric). Held-out figures, so artifacts of one stage compare; the rest are in `show` and `--json`.
-KEY_METRICS = {
-    "sft": ("exact_match",),
-    "dpo": ("exact_match", "reward_accuracy"),
-    "ppo": ("exact_match", "reward"),
-    "grpo": ("exact_match", "reward"),
-    "eval": ("exact_match",),
-    "rm": ("accuracy",),  # pairwise: the held-out share of pairs ranked the right way
-    "judge": ("ground_truth_agreement", "position_consistency"),
-}
 
 
 def register(app: typer.Typer) -> None:
@@ -153,7 +143,7 @@ def _listing(a: Artifact, is_latest: bool) -> dict[str, Any]:
 
 
 def _key_metric(manifest: dict[str, Any]) -> str:
-    """`NAME=VALUE (+CHANGE)`: the stage's key metric (`KEY_METRICS`) with its change from the stage's start.
+    """`NAME=VALUE (+CHANGE)`: the stage's key metric (`reporting/key_metrics.py`) with its change from the stage's start.
 
     A run record's is its last stage's exact match (`STAGE.exact_match`, no change: a stage id makes the
     name long enough); an artifact with none of its stage's key metrics shows its first metric.
@@ -165,7 +155,7 @@ def _key_metric(manifest: dict[str, Any]) -> str:
     if manifest.get("stage") == "run":
         last = [k for k in scalars if k.endswith(".exact_match")][-1:]  # the record lists stages in run order
         return f"{last[0]}={scalars[last[0]]:.3f}" if last else _key_metrics(metrics, limit=1)
-    key = next((k for k in KEY_METRICS.get(str(manifest.get("stage")), ()) if k in scalars), None)
+    key = key_metric(manifest.get("stage"), scalars)
     if key is None:
         return _key_metrics(metrics, limit=1)
     delta = metrics.get(f"{key}_delta")

@@ -37,6 +37,7 @@ from llmpost.artifacts.store import Artifact, Store
 from llmpost.evaluation.report import rounded
 from llmpost.evaluation.seeds import common_items, item_values, seeds_interval, seeds_mean
 from llmpost.pipeline.decisions import Decision
+from llmpost.reporting.key_metrics import key_metric
 
 HEADLINE = ("exact_match", "exact_match_before")
 INTERVALS = ("exact_match_ci", "exact_match_delta", "exact_match_delta_ci")
@@ -118,7 +119,8 @@ def stage_table(title: str, rows: list[dict[str, Any]], failed: dict[str, BaseEx
     The figures are never wrapped nor cut; when a line is too long, the ref is cut short (`…`). Where
     each stage started, failures and skips go under the table (its caption), where they can wrap.
     """
-    notes = [starts_text(rows), *(f"{sid} failed: {first_line(exc)}" for sid, exc in failed.items()),
+    notes = [starts_text(rows), *map(key_figure_text, key_figures(rows)),
+             *(f"{sid} failed: {first_line(exc)}" for sid, exc in failed.items()),
              *(f"{sid} skipped: needs `{need}`" for sid, need in blocked.items())]
     caption = escape("\n".join(note for note in notes if note)) or None
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
@@ -133,6 +135,29 @@ def stage_table(title: str, rows: list[dict[str, Any]], failed: dict[str, BaseEx
 
 def artifact_cell(ref: str, style: str = "") -> Text:
     return Text(ref, style=style, no_wrap=True, overflow="ellipsis")
+
+
+def key_figures(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stages with no held-out exact match, each with its key metric (`reporting/key_metrics.py`): a
+    reward model's pairwise accuracy, a judge's agreement with the truth. Per stage: `metric`, `values`
+    (one per seed, in the rows' order) and their `mean`. Stages with neither (an SFT run without its
+    evaluation) are left out."""
+    figures: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = key_metric(row["uses"], row["metrics"]) if row["exact_match"] is None else None
+        if key is not None:
+            figures.setdefault(row["id"], {"id": row["id"], "metric": key, "values": []})["values"].append(
+                row["metrics"][key])
+    for figure in figures.values():
+        figure["mean"] = round(sum(figure["values"]) / len(figure["values"]), 4)
+    return list(figures.values())
+
+
+def key_figure_text(figure: dict[str, Any]) -> str:
+    """`rm accuracy: 0.782` for one seed; `rm accuracy: 0.782, 0.785, 0.870 (mean 0.812)` for several."""
+    values = ", ".join(number(v) for v in figure["values"])
+    mean = f" (mean {number(figure['mean'])})" if len(figure["values"]) > 1 else ""
+    return f"{figure['id']} {figure['metric']}: {values}{mean}"
 
 
 def starts_text(rows: list[dict[str, Any]]) -> str:
@@ -392,10 +417,11 @@ def write_seeds_record(result, store: Store) -> tuple[Artifact, bool]:
     found = store.find_by_fingerprint(name, fingerprint)
     if found is not None:
         return found, True
-    rows, means = seed_rows(result), result.means
+    rows, means, figures = seed_rows(result), result.means, key_figures(seed_rows(result))
     with store.begin(name) as pending:
         (pending.dir / "summary.json").write_text(json.dumps(
-            {"recipe": recipe.name, "seeds": result.seeds, "stages": rows, "over_seeds": means}, indent=2))
+            {"recipe": recipe.name, "seeds": result.seeds, "stages": rows, "over_seeds": means,
+             "key_figures": figures}, indent=2))
         (pending.dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.source, sort_keys=False))
         plot = plot_exact_match(means, pending.dir / "plots" / "exact_match.png")
         (pending.dir / "report.md").write_text(markdown_seeds_report(result, rows, means, plot is not None))
@@ -404,8 +430,9 @@ def write_seeds_record(result, store: Store) -> tuple[Artifact, bool]:
             "config": {"recipe": recipe.name, "path": str(recipe.path) if recipe.path else None, "seeds": result.seeds,
                        "stages": {f"{r['id']}@seed{r['seed']}": r["ref"] for r in rows}},
             "parents": list({s.artifact.id: s.artifact.as_parent() for _, s in stages}.values()),
-            "metrics": {f"{m['id']}.{key}": m[key] for m in means for key in ("exact_match", "exact_match_delta")
-                        if m[key] is not None},
+            "metrics": {**{f"{m['id']}.{key}": m[key] for m in means for key in ("exact_match", "exact_match_delta")
+                           if m[key] is not None},
+                        **{f"{f['id']}.{f['metric']}": f["mean"] for f in figures}},
             "wall_time_s": round(sum(r["wall_time_s"] or 0 for r in rows), 2),
             "fingerprint": fingerprint,
             "versions": package_versions(),
@@ -437,6 +464,13 @@ def markdown_seeds_report(result, rows: list[dict[str, Any]], means: list[dict[s
               "*mean*: the mean over seeds; for the change, a 95% interval from a two-way bootstrap that resamples the "
               "seeds and the held-out items, so it holds both the item noise and the seed-to-seed variation. A mean "
               "change whose interval holds 0 is not distinguishable from no change."]
+    figures = key_figures(rows)
+    if figures:
+        lines += ["", "Stages without held-out exact match, by their key metric:", "",
+                  "| stage | metric | " + " | ".join(f"seed {s}" for s in result.seeds) + " | mean |",
+                  "|---|---|" + "---|" * (len(result.seeds) + 1)]
+        lines += [f"| {f['id']} | {f['metric']} | " + " | ".join(number(v) for v in f["values"])
+                  + f" | **{number(f['mean'])}** |" for f in figures if len(f["values"]) == len(result.seeds)]
     if has_plot:
         lines += ["", "![held-out exact match per stage, mean over seeds](plots/exact_match.png)"]
     seeds_flag = "" if recipe.seeds == result.seeds else f" --seeds {','.join(map(str, result.seeds))}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from llmpost.pipeline.report import error_bars, markdown_report, versus
+from llmpost.pipeline.report import error_bars, key_figure_text, key_figures, markdown_report, versus
 
 
 def row(sid: str, **figures) -> dict:
@@ -39,3 +39,13 @@ def test_markdown_report_shows_rate_intervals_and_says_what_they_are():
 def test_error_bars_reach_the_interval_and_are_flat_without_one():
     below, above = error_bars([0.7, 0.5], [[0.6, 0.75], None])
     assert below == [0.7 - 0.6, 0.0] and above == [0.75 - 0.7, 0.0]
+
+
+def test_stages_without_exact_match_are_reported_by_their_key_metric_over_seeds():
+    rows = [row("rm", metrics={"accuracy": a, "loss": 0.4}) for a in (0.782, 0.785, 0.87)]
+    rows += [row("judge", metrics={"ground_truth_agreement": 0.5, "position_consistency": 0.9}), DPO,
+             row("judge-model", uses="sft", metrics={"mean_token_accuracy": 0.9})]  # no held-out figure
+    figures = key_figures(rows)
+    assert [(f["id"], f["metric"]) for f in figures] == [("rm", "accuracy"), ("judge", "ground_truth_agreement")]
+    assert key_figure_text(figures[0]) == "rm accuracy: 0.782, 0.785, 0.870 (mean 0.812)"
+    assert key_figure_text(figures[1]) == "judge ground_truth_agreement: 0.500"

@@ -156,8 +156,14 @@ FIGURES = {"sft": (0.605, 0.0), "dpo": (0.7, 0.605), "ppo": (0.63, 0.605), "dpo-
            "grpo": (0.66, 0.605)}
 
 
+# the stages without exact match, by their key metric
+KEY_FIGURES = {"rm": {"accuracy": 0.782}, "judge": {"ground_truth_agreement": 0.167, "position_consistency": 0.24}}
+
+
 def stage_metrics(sid: str) -> dict:
-    return held_out(*FIGURES[sid]) | {"train_loss": 0.5, "steps": 100} if sid in FIGURES else {"steps": 100}
+    if sid in FIGURES:
+        return held_out(*FIGURES[sid]) | {"train_loss": 0.5, "steps": 100}
+    return KEY_FIGURES.get(sid, {}) | {"steps": 100}
 
 
 def run_of(recipe, store: Store, versions: dict[str, int] | None = None, fail: str | None = None) -> RunResult:
@@ -206,6 +212,8 @@ def test_run_summary_shows_each_stage_on_one_line_with_its_change_whole(tmp_path
         if run.id in FIGURES:
             assert f"{FIGURES[run.id][0]:.3f}  {change(run.id)}" in found[0], found[0]
     assert "dpo, ppo, dpo-rlaif, grpo from sft" in " ".join(lines), "where each change is measured from"
+    stripped = [line.rstrip() for line in lines]
+    assert "rm accuracy: 0.782" in stripped and "judge ground_truth_agreement: 0.167" in stripped, text
 
 
 def test_run_summary_of_a_failed_stage_keeps_one_line_per_stage_and_says_why_below(tmp_path):
@@ -236,6 +244,7 @@ def test_seeds_summary_shows_each_seeds_stage_and_the_mean_on_one_line(tmp_path)
     assert "quickstart-dpo-rlaif-seed2@v12 " in text, "a 30-character ref fits whole"
     means = [line for line in lines if "mean of 3 seeds" in line]
     assert len(means) == len(FIGURES) and "+0.095 [+0.044, +0.147]" in next(m for m in means if "dpo:" in m)
+    assert "rm accuracy: 0.782, 0.782, 0.782 (mean 0.782)" in [line.rstrip() for line in lines], text
 
 
 def test_piped_run_output_follows_columns_and_is_160_wide_without(monkeypatch):
