@@ -40,17 +40,38 @@ def register(app: typer.Typer) -> None:
                    do_sample=temperature > 0, temperature=temperature or 1.0)[0]
         print(text)
 
-    @app.command(epilog="Example: llmpost export sft-lora --merge merged/")
+    @app.command(epilog="Examples: llmpost export sft-lora --merge merged/ ; "
+                        "llmpost export sft-lora --push-to-hub me/tiny-sft-lora --private")
     def export(ref: Annotated[str, typer.Argument(help="Model artifact ref (full model or adapter).")],
-               merge: Annotated[Path, typer.Option("--merge", help="Directory to write the merged full model to.")],
+               merge: Annotated[Path | None, typer.Option("--merge", help="Directory to write the merged full model to.")] = None,
+               push_to_hub: Annotated[str | None, typer.Option("--push-to-hub", metavar="ORG/NAME", help="Upload to this Hugging Face Hub repo (created if missing): the model as stored (an adapter stays one), or with --merge the merged model, and a model card; the branch then holds just these. Token: $HF_TOKEN or `hf auth login`.")] = None,
+               private: Annotated[bool, typer.Option("--private", help="Make a new Hub repo private (an existing repo keeps its visibility).")] = False,
+               revision: Annotated[str | None, typer.Option("--revision", "--branch", help="Hub branch to commit to, created from main if missing (default: main).")] = None,
+               commit_message: Annotated[str | None, typer.Option("--commit-message", help="Hub commit message (default: 'Upload REF (KIND) with llmpost VERSION').")] = None,
                store: StoreOpt = None):
-        """Write a plain transformers model (adapter merged into its base) loadable without llmpost."""
+        """Ship a model: --merge writes a plain transformers model (adapter merged into its base); --push-to-hub uploads it to the Hugging Face Hub."""
         from llmpost.artifacts.store import Store
-        from llmpost.models.export import export_merged
-        from llmpost.models.load import resolve_model
+        from llmpost.errors import LlmpostError
 
-        out = export_merged(resolve_model(ref, Store.default(store)), merge)
-        console.print(f"merged model written to [bold]{out}[/bold] (load with AutoModelForCausalLM.from_pretrained)")
+        if merge is None and push_to_hub is None:
+            raise LlmpostError("export needs --merge DIR, --push-to-hub ORG/NAME, or both",
+                               hint="--merge writes a plain transformers model; --push-to-hub uploads to the Hugging Face Hub")
+        given = [flag for flag, value in [("--private", private), ("--revision", revision),
+                                          ("--commit-message", commit_message)] if value]
+        if push_to_hub is None and given:
+            raise LlmpostError(f"without --push-to-hub, {' and '.join(given)} would do nothing", hint="add --push-to-hub ORG/NAME")
+        if push_to_hub is None:
+            from llmpost.models.export import export_merged
+            from llmpost.models.load import resolve_model
+
+            out = export_merged(resolve_model(ref, Store.default(store)), merge)
+            console.print(f"merged model written to [bold]{out}[/bold] (load with AutoModelForCausalLM.from_pretrained)")
+            return
+        from llmpost.models.hub import HubTarget
+        from llmpost.pipeline.push import push_artifact
+
+        target = HubTarget(push_to_hub, private=private, revision=revision, commit_message=commit_message)
+        print(push_artifact(ref, target, Store.default(store), merge_to=merge, console=console))  # the URL, on stdout
 
     @app.command(epilog="Example: llmpost doctor")
     def doctor():

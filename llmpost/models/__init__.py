@@ -1,1 +1,1 @@
-"""Models: resolve references, load bases/tokenizers/adapters, LoRA/QLoRA, the built-in `tiny`, export."""
+"""Models: resolve references, load bases/tokenizers/adapters, LoRA/QLoRA, the built-in `tiny`, export, Hub upload."""
