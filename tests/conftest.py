@@ -29,7 +29,7 @@ SFT_FIXTURE_STEPS = 250
 
 # The suite's training stages answer the first 200 held-out problems unless a test says otherwise: the
 # default of 1000 resolves a few points for users, and would take most of `make test`'s time budget here.
-TRAINING_STAGES = {"sft", "rm", "dpo", "grpo", "ppo"}
+TRAINING_STAGES = {"sft", "rm", "dpo", "kto", "grpo", "ppo"}
 SUITE_EVAL = ("--set", "eval.max_samples=200")
 
 

@@ -12,11 +12,11 @@ from llmpost.cli.options import ConfigOpt, ModelOpt, SetOpt, StoreOpt
 from llmpost.cli.stage_runner import resolve_stage_config, results
 
 PLAN_HELP = (
-    "Estimate the peak memory of a stage (sft, rm, dpo, grpo, ppo, judge, eval) or of every stage of a recipe, "
-    "before running it, and say whether it fits on a GPU of --gpu-memory and which --set makes it fit.\n\n"
+    "Estimate the peak memory of a stage (sft, rm, dpo, kto, grpo, ppo, judge, eval) or of every stage of a "
+    "recipe, before running it, and say whether it fits on a GPU of --gpu-memory and which --set makes it fit.\n\n"
     "Counts weights (4-bit NF4 under --qlora), the LoRA adapter, gradients, optimizer states, activations "
     "(batch x max_length tokens, gradient checkpointing), the LM head, generation caches, and the models a "
-    "stage holds at once (DPO/PPO reference, reward models). Offline: the model's shape comes from a local "
+    "stage holds at once (DPO/KTO/PPO reference, reward models). Offline: the model's shape comes from a local "
     "config.json, an artifact, the Hugging Face cache, or a built-in table of common families. The stage "
     "config is resolved exactly as the stage command resolves it (--config, --set)."
 )

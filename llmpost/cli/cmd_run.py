@@ -11,7 +11,7 @@ from llmpost.cli.options import PrintConfigOpt, StoreOpt
 from llmpost.cli.stage_runner import console, results
 
 RUN_HELP = (
-    "Run a recipe: stages (sft, rm, ppo, dpo, judge, grpo, eval) wired by `{{ STAGE_ID }}` references.\n\n"
+    "Run a recipe: stages (sft, rm, ppo, dpo, kto, judge, grpo, eval) wired by `{{ STAGE_ID }}` references.\n\n"
     "Each stage is reused when a finished artifact with the same fingerprint (stage, config, input artifacts, "
     "data) is in the store, resumed from its last checkpoint after an interrupted run, and run otherwise. "
     "The whole recipe is validated first, and every problem is listed at once.\n\n"

@@ -1,4 +1,4 @@
-"""What every training command (sft, rm, dpo, grpo, ppo) shares: its options, declared once, and how it runs.
+"""What every training command (sft, rm, dpo, kto, grpo, ppo) shares: its options, declared once, and how it runs.
 
     @app.command(epilog="Example: llmpost dpo ...")
     @training_command(data=PrefsOpt)

@@ -7,6 +7,7 @@ stage needs. `load_builtin(name, split)` returns plain rows:
     arith-prompts    {"prompt": question, "answer": "12"}
     arith-rankings   {"prompt", "responses": [4 answers, best -> worst]}
     arith-pairs      {"prompt", "chosen", "rejected"}
+    arith-feedback   {"prompt", "completion", "label"}: one answer per problem, right (true) or wrong (false)
     arith-judge      SFT rows teaching a judge which of two answers is right (sum, a check of each, A/B)
 
 Splits: "train" and "test" never share a question. Wrong answers in rankings are
@@ -16,7 +17,7 @@ question) and a far miss, the way real rankings of real answers look.
 The SFT demonstrations come from a careless writer, the way real demonstrations carry
 their writers' habits: in two of three "A box holds ... takes out ..." problems it adds
 instead of subtracting. SFT imitates that habit. Everything else here is right: held-out
-answers, rankings, pairs and judge data, so each post-training stage has a signal that
+answers, rankings, pairs, feedback and judge data, so each post-training stage has a signal that
 can correct what SFT copied, and the quickstart shows whether it does.
 """
 
@@ -62,6 +63,7 @@ def load_builtin(name: str, split: str = "train") -> list[dict]:
         "arith-prompts": prompt_rows,
         "arith-rankings": ranking_rows,
         "arith-pairs": pair_rows,
+        "arith-feedback": feedback_rows,
         "arith-judge": judge_rows,
     }
     if name not in makers:
@@ -169,6 +171,18 @@ def pair_rows(split: str) -> list[dict]:
         _, wrong = rng.choice(wrong_answers(p, rng))
         rows.append({"prompt": p["question"], "chosen": answer_for(p, p["result"]),
                      "rejected": wrong, "answer": str(p["result"])})
+    return rows
+
+
+def feedback_rows(split: str) -> list[dict]:
+    """Unpaired thumbs up / down: each problem once, with the right answer (label true) or, about as
+    often, a wrong one drawn as `pair_rows` draws its rejected answer (label false)."""
+    rng = random.Random(SEEDS[split] + 5)
+    rows = []
+    for p in problems(split):
+        right = rng.random() < 0.5
+        completion = answer_for(p, p["result"]) if right else rng.choice(wrong_answers(p, rng))[1]
+        rows.append({"prompt": p["question"], "completion": completion, "label": right, "answer": str(p["result"])})
     return rows
 
 

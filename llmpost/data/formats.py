@@ -13,8 +13,8 @@ the columns found and the formats accepted.
 Every message list, wherever it is accepted (SFT, prompts, preference pairs), may
 use only the roles in `CHAT_ROLES`; any other role is a `DataError` naming it.
 
-Preference data (pairs and rankings) lives in `preferences.py`; reading files
-lives in `load.py`.
+Preference data (pairs and rankings) lives in `preferences.py`, unpaired feedback
+(thumbs up / down) in `feedback.py`; reading files lives in `load.py`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Preference data: ranked responses and the chosen/rejected pairs expanded from them.
 
-Used by `llmpost rm` (reward model from rankings) and `llmpost dpo`. Every accepted
-row becomes a `Ranking` (one prompt, K responses, rank 0 = best, equal ranks = tie);
-`rankings_to_pairs` expands rankings into TRL's conversational preference format
+Used by `llmpost rm` (reward model from rankings), `llmpost dpo` and, through
+`feedback.py`, `llmpost kto`. Every accepted row becomes a `Ranking` (one prompt, K
+responses, rank 0 = best, equal ranks = tie); `rankings_to_pairs` expands rankings into
+TRL's conversational preference format
 `{"prompt": [msgs], "chosen": [assistant msg], "rejected": [assistant msg]}`.
 
 Accepted rows, tried in this order (each told apart by keys the others lack):
@@ -204,6 +205,11 @@ def dense_ranks(values: list[float], higher_is_better: bool) -> list[int]:
 def holds_responses(row: dict) -> bool:
     """True when `row` is in one of the preference formats above: it carries responses to compare."""
     return _detect(row) is not None
+
+
+def row_ranking(row: dict) -> Ranking:
+    """One row that `holds_responses` as a `Ranking`; a malformed one raises `RowProblem` (the caller names the row)."""
+    return _detect(row)(row)
 
 
 def _detect(row: dict) -> Callable[[dict], Ranking] | None:

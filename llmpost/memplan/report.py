@@ -56,9 +56,9 @@ def method_knobs(stage: str, cfg, plan: StagePlan) -> list[dict[str, Any]]:
         out.append({"qlora": True})
     if plan.method == "full" and "lora" in fields:
         out.append({"lora.enabled": True})
-    if plan.method == "full" and "trainer" in fields and stage in ("sft", "dpo", "rm", "grpo"):
+    if plan.method == "full" and "trainer" in fields and stage in ("sft", "dpo", "kto", "rm", "grpo"):
         out.append({"trainer.optim": "paged_adamw_8bit"})
-    if stage == "dpo" and plan.method == "full" and not getattr(cfg, "precompute_ref", True):
+    if stage in ("dpo", "kto") and plan.method == "full" and not getattr(cfg, "precompute_ref", True):
         out.append({"precompute_ref": True})
     return out
 

@@ -5,6 +5,8 @@
     dpo    the policy; chosen + rejected per forward; the reference is the same weights
            with the adapter disabled under LoRA/QLoRA, a second frozen copy in full
            fine-tuning (none while training with precompute_ref)
+    kto    as dpo, with one response per row; its KL estimate's shifted rows go through
+           without gradients, like the reference
     grpo   the policy; a reference copy only when beta > 0 and not LoRA; generation of
            batch x grad_accum completions (KV cache); vLLM colocate reserves its share
     ppo    the policy with a value head on its trunk; the reference (disabled adapter, or
@@ -46,7 +48,7 @@ CUDA_FRAGMENTATION = 0.10
 # tiny forward/backward pass: 521 MiB on Linux x86_64 with torch 2.13 / transformers 5.23 /
 # trl 1.16; tests/benchmarks/bench_plan.py measures it again next to every run.
 CPU_RUNTIME_BYTES = 520 * 1024**2
-TRL_STAGES = {"sft", "dpo", "grpo"}
+TRL_STAGES = {"sft", "dpo", "kto", "grpo"}
 
 
 @dataclass
@@ -135,7 +137,8 @@ def plan_stage(stage: str, cfg, *, device: str = "cuda", store=None, label: str 
     plan = StagePlan(label or stage, stage, model_ref, arch, method, device)
     if adapter:
         plan.notes.append(f"{model_ref} is a LoRA adapter (r={adapter['r']}): training continues it")
-    build = {"sft": plan_sft, "rm": plan_rm, "dpo": plan_dpo, "grpo": plan_grpo, "ppo": plan_ppo}.get(stage)
+    build = {"sft": plan_sft, "rm": plan_rm, "dpo": plan_dpo, "kto": plan_kto, "grpo": plan_grpo,
+             "ppo": plan_ppo}.get(stage)
     if build is not None:
         build(plan, cfg, adapter_r=adapter and adapter["r"])
         add_eval_phase(plan, cfg)
@@ -144,7 +147,7 @@ def plan_stage(stage: str, cfg, *, device: str = "cuda", store=None, label: str 
     else:
         from llmpost.errors import ConfigError
 
-        raise ConfigError([f"the planner does not know stage {stage!r}"], hint="plan one of: sft, rm, dpo, grpo, ppo, judge, eval")
+        raise ConfigError([f"the planner does not know stage {stage!r}"], hint="plan one of: sft, rm, dpo, kto, grpo, ppo, judge, eval")
     if device == "cpu":
         for est in plan.phases.values():
             est.resident.insert(0, Part("runtime", CPU_RUNTIME_BYTES, "python + torch/transformers/TRL imported (measured idle process)"))
@@ -173,7 +176,16 @@ def plan_rm(plan: StagePlan, cfg, adapter_r=None) -> None:
 
 
 def plan_dpo(plan: StagePlan, cfg, adapter_r=None) -> None:
-    work = workload_of(cfg, plan.arch, plan.device, method=plan.method, sequences=2 * cfg.batch_size,
+    plan_against_reference(plan, cfg, sequences=2 * cfg.batch_size, adapter_r=adapter_r)  # chosen + rejected
+
+
+def plan_kto(plan: StagePlan, cfg, adapter_r=None) -> None:
+    plan_against_reference(plan, cfg, sequences=cfg.batch_size, adapter_r=adapter_r)  # one response per row
+
+
+def plan_against_reference(plan: StagePlan, cfg, *, sequences: int, adapter_r=None) -> None:
+    """A policy trained against the model it started from (dpo, kto): `sequences` per forward, plus the reference."""
+    work = workload_of(cfg, plan.arch, plan.device, method=plan.method, sequences=sequences,
                        seq_len=seq_len_of(cfg), adapter_r=adapter_r)
     est = train_step(plan.arch, work)
     if plan.method == "full" and not getattr(cfg, "precompute_ref", False):

@@ -178,6 +178,13 @@ def quantization_config(compute_dtype=None):
     )
 
 
+def count_4bit_layers(model) -> int:
+    """How many linear layers run in 4-bit (bitsandbytes Linear4bit): proof that --qlora quantised the base."""
+    import bitsandbytes as bnb
+
+    return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
+
+
 def load_model(src: ModelSource, *, qlora: bool = False, kind: str = "causal", trainable_adapter: bool = False,
                trust_remote_code: bool = False, num_labels: int = 1, dtype=None):
     """Load the base (4-bit under `qlora`) and, when `src` is an adapter, the adapter on top.

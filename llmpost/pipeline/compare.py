@@ -42,7 +42,7 @@ from llmpost.models.load import TINY
 from llmpost.stages import load_stage
 
 DEFAULT_DATA = "builtin:arith-prompts:test"
-GENERATING = ("sft", "dpo", "ppo", "grpo")  # stages whose artifact is a model that answers prompts
+GENERATING = ("sft", "dpo", "kto", "ppo", "grpo")  # stages whose artifact is a model that answers prompts
 DEFAULTS = EvalSettings()
 
 
@@ -101,7 +101,7 @@ def contender(ref: str, store: Store) -> Contender:
         model = artifact.ref
     else:
         raise ArtifactError(f"{artifact.ref} is a `{stage}` artifact: it answers no prompts",
-                            "compare models: sft, dpo, ppo, grpo or eval artifacts, 'tiny', a model dir or a hub id")
+                            "compare models: sft, dpo, kto, ppo, grpo or eval artifacts, 'tiny', a model dir or a hub id")
     return Contender(ref, artifact.ref, model, artifact, eval_setup(stage, config),
                      qlora=bool(config.get("qlora")), trust_remote_code=bool(config.get("trust_remote_code")))
 

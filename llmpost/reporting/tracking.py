@@ -3,7 +3,7 @@
 One tracking run per artifact, named after it (`NAME/vN`), whose config holds the
 artifact's id, ref, stage and fingerprint and the stage's resolved config. Every row a
 stage writes to metrics.jsonl goes to each tracker with the same names at the same step
-(`MetricsLog` forwards it), so sft, rm, dpo and grpo (through the trainer callback), PPO's
+(`MetricsLog` forwards it), so sft, rm, dpo, kto and grpo (through the trainer callback), PPO's
 own loop and the judge report alike. The trainers' own integrations stay off
 (`report_to="none"` in stages/trainer_args.py): they would log the same values again
 under other names (`train/loss`). Only `time` is not sent: each tracker keeps its own clock.

@@ -14,6 +14,7 @@ STAGES: dict[str, str] = {
     "sft": "llmpost.stages.sft",
     "eval": "llmpost.stages.eval",
     "dpo": "llmpost.stages.dpo",
+    "kto": "llmpost.stages.kto",
     "rm": "llmpost.stages.rm",
     "judge": "llmpost.stages.judge",
     "grpo": "llmpost.stages.grpo",

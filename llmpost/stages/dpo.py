@@ -5,20 +5,10 @@ run(): resolve inputs -> load model -> evaluate before -> train -> evaluate afte
 rankings expanded by `expand`, UltraFeedback) or a preference-dataset artifact
 (`llmpost judge` output) given by name.
 
-The reference model is always the model DPO starts from (`--model`):
-
-    full fine-tuning        a second, frozen copy of the input model; with
-                            `precompute_ref: true` its log-probs are computed once
-                            before training and no copy is kept while training
-    --lora / --qlora        the same weights with the new adapter disabled, so no
-                            second copy is loaded (under --qlora: the 4-bit base
-                            the adapter trains on)
-    input is an adapter     training continues that adapter (as `llmpost sft`
-      (e.g. `sft --lora`)   does); the reference is base + the adapter as it was,
-                            kept as a frozen copy of the adapter weights only.
-                            Disabling the adapter would be wrong here: it gives
-                            the base model under the SFT adapter, not the model
-                            DPO started from. The copy is dropped before saving.
+The reference model is always the model DPO starts from (`--model`): a frozen second
+copy (or precomputed log-probs) in full fine-tuning, the new adapter disabled under
+--lora/--qlora, a frozen copy of the input adapter when the input is one
+(`stages/reference.py`, shared with `llmpost kto`, says why).
 
 eval.json reports the implicit reward r = beta * (log pi(y|x) - log ref(y|x)) on
 held-out pairs (accuracy: r(chosen) > r(rejected); margin: their mean difference)
@@ -107,9 +97,10 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from trl import DPOTrainer
 
     from llmpost.evaluation.report import eval_fields, headline, write_items
-    from llmpost.models.load import load_model, load_tokenizer, lora_config
+    from llmpost.models.load import count_4bit_layers, load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
     from llmpost.stages.heldout import HeldOut, held_out_prompts, start_outputs
+    from llmpost.stages.reference import drop_reference_adapter, reference_model
     from llmpost.stages.training import quiet, report_callback, resume_checkpoint
 
     src = ctx.model(cfg.model)
@@ -122,9 +113,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     model = load_model(src, qlora=cfg.qlora, trainable_adapter=bool(src.adapter_path),
                        trust_remote_code=cfg.trust_remote_code)
     peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
-    ref_model = None  # LoRA: the adapter disabled; an input adapter: TRL's frozen "ref" copy of it
-    if not cfg.uses_lora and not src.adapter_path and not cfg.precompute_ref:
-        ref_model = load_model(src, trust_remote_code=cfg.trust_remote_code).eval()
+    ref_model = reference_model(cfg, src)
 
     held_out = HeldOut(held_out_prompts(ctx, cfg), tokenizer, cfg.eval, start_outputs(src, cfg))
     before = held_out.before(model)
@@ -193,6 +182,7 @@ def implicit_rewards(trainer) -> dict:
     import torch
 
     from llmpost.evaluation.report import rate_fields
+    from llmpost.stages.reference import sequence_logps
 
     model = trainer.model
     was_training = model.training
@@ -227,37 +217,10 @@ def implicit_rewards(trainer) -> dict:
     }
 
 
-def sequence_logps(model, batch):
-    """Summed log-probs of each sequence's completion tokens, through TRL's fused LM head."""
-    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
-    log_probs = model(**inputs, labels=labels, use_cache=False, fused_lm_head=True).log_probs
-    return log_probs[:, -(labels.shape[1] - 1):].sum(dim=1)
-
-
-def drop_reference_adapter(model) -> None:
-    """Remove TRL's frozen "ref" copy of an input adapter, so the artifact holds only the trained one."""
-    if "ref" in getattr(model, "peft_config", {}):
-        model.delete_adapter("ref")
-
-
-def count_4bit_layers(model) -> int:
-    """How many linear layers run in 4-bit (bitsandbytes Linear4bit): proof that --qlora quantised the base."""
-    import bitsandbytes as bnb
-
-    return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
-
-
 def card_text(cfg: Config, src) -> str:
-    if src.adapter_path:
-        reference = "the input adapter model as it was before DPO (a frozen copy of its adapter weights)"
-    elif cfg.uses_lora:
-        reference = "the input model: this adapter disabled" + (" (4-bit base)" if cfg.qlora else "")
-    elif cfg.precompute_ref:
-        reference = "the input model, its log-probs precomputed before training"
-    else:
-        reference = "the input model, a frozen second copy"
+    from llmpost.stages.reference import reference_text
+
     return (f"DPO ({', '.join(cfg.loss)} loss, beta={cfg.beta}) on `{cfg.data}` from `{cfg.model}`.\n"
-            f"Reference during training: {reference}.\n"
+            f"Reference during training: {reference_text(cfg, src, 'DPO')}.\n"
             "`reward_accuracy` is the share of held-out pairs whose implicit reward "
             "beta * log(pi/ref) is higher for the chosen answer.\n")

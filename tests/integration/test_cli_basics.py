@@ -49,7 +49,7 @@ def test_doctor_reports_device_and_4bit():
     assert "torch" in out and "device" in out and "4-bit" in out
 
 
-@pytest.mark.parametrize("command", ["sft", "rm", "dpo", "grpo", "ppo"])
+@pytest.mark.parametrize("command", ["sft", "rm", "dpo", "kto", "grpo", "ppo"])
 def test_errors_name_flags_each_training_command_has(command):
     """A refused `trainer:` key points to `learning_rate` (--lr) etc.: each such flag must exist on the command."""
     import typer

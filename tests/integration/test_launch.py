@@ -52,7 +52,7 @@ def test_a_recipe_stage_with_launch_runs_under_the_launcher_and_is_reused_withou
     assert "reuse" in plan and "demo-sft@v1" in plan, plan
 
 
-@pytest.mark.parametrize("command", ["sft", "dpo", "rm", "grpo", "ppo"])
+@pytest.mark.parametrize("command", ["sft", "dpo", "kto", "rm", "grpo", "ppo"])
 def test_every_training_command_can_launch_itself(command):
     out = ok(run_cli(command, "--help")).stdout
     assert all(flag in out for flag in ("--launcher", "--num-processes", "--deepspeed", "--fsdp")), out

@@ -57,7 +57,7 @@ def test_load_yaml_wants_a_mapping(tmp_path):
 
 # Each stage's learning rates when none is given: (tiny model, LoRA, full fine-tuning).
 DEFAULT_LEARNING_RATES = {
-    "sft": (3e-3, 2e-4, 2e-5), "rm": (3e-3, 2e-4, 2e-5), "dpo": (1e-4, 2e-4, 2e-5),
+    "sft": (3e-3, 2e-4, 2e-5), "rm": (3e-3, 2e-4, 2e-5), "dpo": (1e-4, 2e-4, 2e-5), "kto": (1e-4, 2e-4, 2e-5),
     "grpo": (1e-4, 2e-5, 1e-6), "ppo": (3e-4, 1e-5, 1e-6),
 }
 
@@ -98,7 +98,7 @@ def test_trainer_may_not_set_what_an_llmpost_key_sets_and_every_clash_is_listed(
     assert resolve(dpo, [{"trainer": {"lr_scheduler_type": "linear"}}]).trainer == {"lr_scheduler_type": "linear"}
 
 
-@pytest.mark.parametrize("stage", ["sft", "rm", "dpo", "grpo"])
+@pytest.mark.parametrize("stage", ["sft", "rm", "dpo", "kto", "grpo"])
 def test_every_trainer_argument_set_from_a_key_is_named_and_defaults_pass_through(stage, tmp_path):
     """Building the real TRL arguments fails when a stage sets an argument from a key it does not name."""
     from types import SimpleNamespace
@@ -115,7 +115,7 @@ def test_every_trainer_argument_set_from_a_key_is_named_and_defaults_pass_throug
     assert set(named.values()) <= set(module.Config.model_fields)  # each maps to a real llmpost key
 
 
-@pytest.mark.parametrize("stage", ["sft", "rm", "dpo", "grpo"])
+@pytest.mark.parametrize("stage", ["sft", "rm", "dpo", "kto", "grpo"])
 def test_gradient_checkpointing_is_off_unless_asked_for(stage, tmp_path):
     """TRL's configs default checkpointing on (slower steps); llmpost's key, off by default, decides."""
     from types import SimpleNamespace

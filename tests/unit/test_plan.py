@@ -194,6 +194,21 @@ def test_what_each_stage_holds():
     assert "reward model Qwen/Qwen2.5-0.5B weights" in ppo and "value head" in ppo and "reference weights" not in ppo
 
 
+def test_kto_holds_what_dpo_holds_with_one_response_per_row():
+    from llmpost.memplan.stages import plan_stage
+    from llmpost.stages import load_stage
+
+    def plan(stage, **keys):
+        cfg = load_stage(stage).Config(model="Qwen/Qwen2.5-1.5B", **keys)
+        return {p.name: p.bytes for p in plan_stage(stage, cfg).phases["training"].parts}
+
+    kto, dpo = plan("kto"), plan("dpo")
+    assert kto["reference weights"] == kto["policy weights"]  # a frozen copy in full fine-tuning
+    assert "reference weights" not in plan("kto", precompute_ref=True)
+    assert "reference weights" not in plan("kto", lora={"enabled": True})
+    assert kto["activations"] == pytest.approx(dpo["activations"] / 2, rel=0.05)  # dpo: chosen + rejected
+
+
 def test_batch_scales_activations_linearly():
     lora = ("--model", "Qwen/Qwen2.5-1.5B", "--set", "lora.enabled=true")
     one = plan_json("sft", *lora, "--set", "batch_size=1")[0]

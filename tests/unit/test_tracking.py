@@ -13,7 +13,7 @@ from llmpost.reporting.tracking import Tracker, installed, require
 from llmpost.stages import load_stage
 from llmpost.stages.context import StageContext
 
-REPORTING = ["sft", "rm", "dpo", "grpo", "ppo", "judge"]
+REPORTING = ["sft", "rm", "dpo", "kto", "grpo", "ppo", "judge"]
 
 
 @pytest.mark.parametrize("stage", REPORTING)
