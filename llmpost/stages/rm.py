@@ -29,18 +29,22 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from functools import cache
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from llmpost.config.base import TrainConfig
+from llmpost.config.base import LearningRates, TrainConfig, learning_rate_field
 from llmpost.stages.context import StageContext, StageResult, stage_inputs
 
 GATE_REPORT_DIR = "gate-failed"
 
 
 class Config(TrainConfig):
+    # On the quickstart's SFT (all weights, 300 steps): 1e-3 reached 0.78 held-out pairwise accuracy, 3e-3 0.68.
+    default_learning_rates: ClassVar[LearningRates] = replace(TrainConfig.default_learning_rates, tiny=1e-3)
+    learning_rate: float | None = learning_rate_field(default_learning_rates)
     data: str = Field("builtin:arith-rankings", description="preferences: pairs, rankings (responses best first, ranks or scores) or UltraFeedback rows")
     batch_size: int = Field(8, ge=1, description="prompts per device per step; each brings all of its ranked responses")
     pairs: Literal["all", "best_vs_rest"] = Field("all", description="pairs from a ranking of K: all K(K-1)/2, or the best against each other (K-1)")
@@ -181,7 +185,6 @@ def reward_model_to_train(src, cfg: Config):
     now as a SEQ_CLS adapter with the score head, so the saved adapter alone, on the
     base, holds everything.
     """
-    from dataclasses import replace
 
     from llmpost.models.load import add_lora, load_model
 
