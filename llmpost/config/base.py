@@ -76,13 +76,32 @@ class LoraSettings(Strict):
     )
 
 
+# Generation budgets of held-out answers when `max_new_tokens` is not set. Tiny's answers
+# ("7+5=12\n#### 12") take about ten tokens. A chat model works its answer out in sentences
+# first: SmolLM2-135M-Instruct on the built-in task often passes 96 tokens, and an answer cut
+# short is scored wrong whatever it was going to say. Generation stops at the end of turn, so
+# the budget only costs time on answers that would run on anyway.
+TINY_EVAL_TOKENS = 32
+MODEL_EVAL_TOKENS = 256
+
+
+def eval_budget(max_new_tokens: int | None, is_tiny: bool, tiny: int = TINY_EVAL_TOKENS) -> int:
+    """The configured generation budget, or the default for the model (`tiny` on tiny-based models)."""
+    if max_new_tokens is not None:
+        return max_new_tokens
+    return tiny if is_tiny else MODEL_EVAL_TOKENS
+
+
 class EvalSettings(Strict):
     enabled: bool = Field(True, description="run the held-out evaluation before and after training")
     data: str | None = Field(
         None, description="held-out data with prompt+answer; default: the built-in test split"
     )
     max_samples: int = Field(1000, ge=1, description="evaluate on at most this many held-out rows")
-    max_new_tokens: int = Field(32, ge=1, description="generation budget per held-out answer")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description=f"generation budget per held-out answer; default {TINY_EVAL_TOKENS} on tiny-based "
+                                f"models, {MODEL_EVAL_TOKENS} on others"
+    )
     batch_size: int = Field(64, ge=1, description="prompts generated at once during evaluation")
 
 
@@ -138,6 +157,8 @@ class TrainConfig(Strict):
     # Defaults that replace the generic ones when the model is the built-in `tiny` and no source
     # sets the key: what was measured to work on the built-in task, so a bare command learns.
     tiny_defaults: ClassVar[dict[str, Any]] = {}
+    # The held-out generation budget on tiny-based models when `eval.max_new_tokens` is not set.
+    tiny_eval_tokens: ClassVar[int] = TINY_EVAL_TOKENS
     # The trainer arguments llmpost sets from its own keys (argument -> key); a stage adds its own.
     # `trainer:` may not set them: it would silently beat the key, and the manifest would record
     # the key's value, which was never used. stages/trainer_args.py checks that the list is whole.
@@ -203,6 +224,10 @@ class TrainConfig(Strict):
 
     def default_held_out(self) -> str | None:
         return self.default_eval_data
+
+    def eval_tokens(self, is_tiny: bool) -> int:
+        """The held-out generation budget: `eval.max_new_tokens`, else the default for the model."""
+        return eval_budget(self.eval.max_new_tokens, is_tiny, self.tiny_eval_tokens)
 
     @classmethod
     def refused_keys(cls, data: dict[str, Any]) -> list[str]:

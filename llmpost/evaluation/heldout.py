@@ -47,6 +47,7 @@ class Evaluation:
     """The items of one held-out evaluation, and the summary figures read off them."""
 
     items: list[Item]
+    max_new_tokens: int | None = None  # the generation budget the answers had
 
     @property
     def n(self) -> int:
@@ -91,7 +92,7 @@ def evaluate(model, tokenizer, rows: list[dict], *, max_new_tokens: int = 32, ba
     """
     kept = [(i, row) for i, row in enumerate(rows) if reward is not None or row.get("answer") is not None]
     if not kept:
-        return Evaluation([])
+        return Evaluation([], max_new_tokens)
     prompts = [row["prompt"] for _, row in kept]
     outputs = answers(model, tokenizer, prompts, known_outputs or {}, max_new_tokens=max_new_tokens,
                       batch_size=batch_size)
@@ -108,7 +109,7 @@ def evaluate(model, tokenizer, rows: list[dict], *, max_new_tokens: int = 32, ba
             correct=None if answer is None else is_correct(output, answer),
             reward=number(totals[k]), rewards={name: number(values[k]) for name, values in parts.items()},
         ))
-    return Evaluation(items)
+    return Evaluation(items, max_new_tokens)
 
 
 def answers(model, tokenizer, prompts: list[list[dict]], known: dict[str, str], **generation) -> list[str]:

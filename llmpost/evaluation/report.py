@@ -73,6 +73,7 @@ def eval_fields(before: Evaluation | None, after: Evaluation | None, stage: dict
     return {
         **fields,
         "n_eval": after and after.n,
+        "max_new_tokens": next((e.max_new_tokens for e in (after, before) if e is not None), None),
         "items": ITEMS_FILE if (before or after) else None,
         "intervals": INTERVALS,
         **(stage or {}),

@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from llmpost.config.base import MODEL_EVAL_TOKENS
 from llmpost.memplan.architecture import Architecture, find_architecture
 from llmpost.memplan.estimate import (
     Estimate,
@@ -261,7 +262,7 @@ def plan_inference(plan: StagePlan, cfg) -> None:
     method = "qlora" if getattr(cfg, "qlora", False) else "full"
     est = Estimate(resident=[weights(plan.arch, method)])
     batch = int(getattr(cfg, "batch_size", 64)) * int(getattr(cfg, "samples", 1))
-    new = int(getattr(cfg, "max_new_tokens", 32))
+    new = getattr(cfg, "max_new_tokens", None) or MODEL_EVAL_TOKENS
     est.transient.append(kv_cache(plan.arch, batch, 512 + new, bf16))
     plan.phases["generation"] = est
     plan.notes.append(f"prompts taken at 512 tokens + {new} generated, {batch} sequences at once")
@@ -274,11 +275,11 @@ def add_eval_phase(plan: StagePlan, cfg) -> None:
         return
     train = plan.phases["training"]
     est = Estimate(resident=list(train.resident))
-    est.transient.append(kv_cache(plan.arch, settings.batch_size, seq_len_of(cfg) + settings.max_new_tokens,
-                                  bf16_of(cfg, plan.device)))
+    new = cfg.eval_tokens(is_tiny=False)  # a real model's budget: tiny's is smaller and its memory no concern
+    est.transient.append(kv_cache(plan.arch, settings.batch_size, seq_len_of(cfg) + new, bf16_of(cfg, plan.device)))
     plan.phases["evaluation"] = est
     plan.notes.append(f"held-out evaluation generates {settings.batch_size} prompts at once, each taken at "
-                      f"max_length + {settings.max_new_tokens} tokens (lower eval.batch_size if it is the peak)")
+                      f"max_length + {new} tokens (lower eval.batch_size if it is the peak)")
 
 
 def reward_models(cfg) -> list[str]:

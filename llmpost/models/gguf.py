@@ -66,8 +66,13 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def llmpost_cache() -> Path:
+    """llmpost's own cache: `$LLMPOST_CACHE`, default `~/.cache/llmpost`."""
+    return Path(os.environ.get("LLMPOST_CACHE") or Path.home() / ".cache" / "llmpost")
+
+
 def cache_root() -> Path:
-    return Path(os.environ.get("LLMPOST_CACHE") or Path.home() / ".cache" / "llmpost") / "gguf"
+    return llmpost_cache() / "gguf"
 
 
 def converted(gguf: Path) -> tuple[Path, dict]:

@@ -31,7 +31,7 @@ from rich.console import Console
 
 from llmpost.artifacts.refs import parse_ref
 from llmpost.artifacts.store import Artifact, Store
-from llmpost.config.base import EvalSettings
+from llmpost.config.base import EvalSettings, eval_budget
 from llmpost.data.formats import to_prompts
 from llmpost.data.load import load_rows
 from llmpost.errors import ArtifactError
@@ -52,7 +52,7 @@ class EvalSetup:
 
     data: str | None  # None: the stage evaluated nothing
     max_samples: int = DEFAULTS.max_samples
-    max_new_tokens: int = DEFAULTS.max_new_tokens
+    max_new_tokens: int | None = None  # None: the default for the model (`config.base.eval_budget`)
     batch_size: int = DEFAULTS.batch_size
     system_prompt: str | None = None  # put before every prompt (grpo's `system_prompt`)
 
@@ -102,7 +102,7 @@ def contender(ref: str, store: Store) -> Contender:
     else:
         raise ArtifactError(f"{artifact.ref} is a `{stage}` artifact: it answers no prompts",
                             "compare models: sft, dpo, kto, ppo, grpo or eval artifacts, 'tiny', a model dir or a hub id")
-    return Contender(ref, artifact.ref, model, artifact, eval_setup(stage, config),
+    return Contender(ref, artifact.ref, model, artifact, eval_setup(stage, config, artifact),
                      qlora=bool(config.get("qlora")), trust_remote_code=bool(config.get("trust_remote_code")))
 
 
@@ -117,16 +117,19 @@ def evaluated_model(artifact: Artifact) -> str:
     return model
 
 
-def eval_setup(stage: str, config: dict) -> EvalSetup | None:
-    """The held-out evaluation a stage ran, read from its config; None when the config no longer validates."""
+def eval_setup(stage: str, config: dict, artifact: Artifact) -> EvalSetup | None:
+    """The held-out evaluation a stage ran, read from its config and eval.json; None when the config no longer validates."""
+    from llmpost.stages.heldout import recorded_budget
+
     try:
         cfg = load_stage(stage).Config.model_validate(config)
     except ValidationError:  # written by an older llmpost: its stored answers still count, its settings do not
         return None
+    budget = recorded_budget(artifact)
     if stage == "eval":
-        return EvalSetup(cfg.data, cfg.max_samples, cfg.max_new_tokens, cfg.batch_size)
-    return EvalSetup(cfg.held_out_data(), cfg.eval.max_samples, cfg.eval.max_new_tokens, cfg.eval.batch_size,
-                     getattr(cfg, "system_prompt", None))
+        return EvalSetup(cfg.data, cfg.max_samples, budget or cfg.max_new_tokens, cfg.batch_size)
+    return EvalSetup(cfg.held_out_data(), cfg.eval.max_samples, budget or cfg.eval.max_new_tokens,
+                     cfg.eval.batch_size, getattr(cfg, "system_prompt", None))
 
 
 def answers_of(side: Contender, rows: list[dict], ids: list[str], store: Store, generation: EvalSetup,
@@ -137,23 +140,25 @@ def answers_of(side: Contender, rows: list[dict], ids: list[str], store: Store, 
     known = {item.id: item.output for item in read_items(side.artifact.path) or []} if side.artifact else {}
     missing = sum(prompt_id(row["prompt"]) not in known for _, row in checked)
     model, tokenizer = None, None  # evaluate() generates only what `known` lacks: with nothing missing, no model
+    budget = setup.max_new_tokens
     if missing:
         console.print(f"evaluating {side.resolved} on {missing} held-out items"
                       + (" its eval_items.jsonl does not hold" if side.artifact else ""))
-        model, tokenizer = load(side, store)
+        model, tokenizer, is_tiny = load(side, store)
+        budget = eval_budget(budget, is_tiny)
     evaluation = evaluate(model, tokenizer, [row for _, row in checked], known_outputs=known,
-                          max_new_tokens=setup.max_new_tokens, batch_size=setup.batch_size)
+                          max_new_tokens=budget, batch_size=setup.batch_size)
     correct = {checked[item.index][0]: bool(item.correct) for item in evaluation.items}
     return Answers(side.ref, side.resolved, correct, stored=len(checked) - missing, evaluated=missing)
 
 
 def load(side: Contender, store: Store):
-    """`side`'s model and tokenizer, as its stage loaded them (4-bit when it was trained so)."""
+    """`side`'s model and tokenizer, as its stage loaded them (4-bit when it was trained so), and whether it is tiny-based."""
     from llmpost.models.load import load_model, load_tokenizer, resolve_model
 
     src = resolve_model(side.model, store)
     tokenizer = load_tokenizer(src, side.trust_remote_code)
-    return load_model(src, qlora=side.qlora, trust_remote_code=side.trust_remote_code), tokenizer
+    return load_model(src, qlora=side.qlora, trust_remote_code=side.trust_remote_code), tokenizer, src.is_tiny
 
 
 def shown(row: dict, setup: EvalSetup | None) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from llmpost.config.base import Strict
+from llmpost.config.base import MODEL_EVAL_TOKENS, TINY_EVAL_TOKENS, Strict
 from llmpost.stages.context import StageContext, StageResult
 
 
@@ -20,7 +20,10 @@ class Config(Strict):
     qlora: bool = Field(False, description="load the base in 4-bit")
     trust_remote_code: bool = Field(False, description="allow model repos to run their own code")
     max_samples: int = Field(1000, ge=1, description="evaluate on at most this many rows")
-    max_new_tokens: int = Field(32, ge=1, description="generation budget per answer")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description=f"generation budget per answer; default {TINY_EVAL_TOKENS} on tiny-based models, "
+                                f"{MODEL_EVAL_TOKENS} on others"
+    )
     batch_size: int = Field(64, ge=1, description="prompts generated at once")
 
 
@@ -29,16 +32,23 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
+    from llmpost.config.base import eval_budget
     from llmpost.data.formats import to_prompts
     from llmpost.evaluation.heldout import evaluate
     from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.load import load_model, load_tokenizer
+    from llmpost.stages.heldout import base_answers, read_answers, write_answers
 
     src = ctx.model(cfg.model)
     rows = to_prompts(ctx.data(cfg.data).rows, cfg.data)[: cfg.max_samples]
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)
     model = load_model(src, qlora=cfg.qlora, trust_remote_code=cfg.trust_remote_code)
-    result = evaluate(model, tokenizer, rows, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+    budget = eval_budget(cfg.max_new_tokens, src.is_tiny)
+    kept = base_answers(src, cfg.qlora, budget)  # the answers a training stage's "before" gave, or will reuse
+    known = read_answers(kept) if kept else {}
+    result = evaluate(model, tokenizer, rows, max_new_tokens=budget, batch_size=cfg.batch_size, known_outputs=known)
+    if kept:
+        write_answers(kept, known | {item.id: item.output for item in result.items})
     write_items(ctx.out_dir, None, result)  # one model: its items are the "after" phase
     report = eval_fields(None, result, samples=10)
     return StageResult(metrics={**headline(report), "n_eval": report["n_eval"]}, eval=report)

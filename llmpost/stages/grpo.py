@@ -38,6 +38,7 @@ class Config(RewardedConfig):
     # collapsed it (completions stopped ending; 0.14), 1e-4 held it (0.725).
     default_learning_rates: ClassVar[LearningRates] = LearningRates(tiny=1e-4, lora=2e-5, full=1e-6)
     learning_rate: float | None = learning_rate_field(default_learning_rates)
+    tiny_eval_tokens: ClassVar[int] = 64  # as long as a training completion (max_completion_length)
     trainer_args_from_keys: ClassVar[dict[str, str]] = {
         **TrainConfig.trainer_args_from_keys,
         "num_generations": "num_generations", "beta": "beta", "epsilon": "epsilon", "num_iterations": "num_iterations",
@@ -67,7 +68,7 @@ class Config(RewardedConfig):
         "colocate", description="vLLM in the training process (colocate) or a separate `trl vllm-serve` (server)"
     )
     eval: EvalSettings = Field(
-        default_factory=lambda: EvalSettings(max_new_tokens=64),
+        default_factory=EvalSettings,
         description="held-out evaluation settings (default data: the test split of a builtin:... prompt set)",
     )
 
@@ -90,12 +91,12 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from datasets import Dataset
 
     from llmpost.evaluation.report import headline, write_items
-    from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
     from llmpost.rewards.registry import CombinedReward
-    from llmpost.stages.heldout import HeldOut, start_outputs
+    from llmpost.stages.heldout import HeldOut
     from llmpost.stages.training import (
         intra_op_threads,
+        load_trainable,
         quiet,
         report_callback,
         resume_checkpoint,
@@ -114,12 +115,9 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     else:
         ctx.console.print("[yellow]no held-out prompts: set eval.data to report exact match and reward[/yellow]")
 
-    tokenizer = load_tokenizer(src, cfg.trust_remote_code)
-    model = load_model(src, qlora=cfg.qlora, trainable_adapter=bool(src.adapter_path),
-                       trust_remote_code=cfg.trust_remote_code)
-    peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
+    tokenizer, model, peft_config = load_trainable(src, cfg)
 
-    held_out = HeldOut(held_out_rows, tokenizer, cfg.eval, start_outputs(src, cfg), reward)
+    held_out = HeldOut.of(cfg, src, held_out_rows, tokenizer, reward)
     with intra_op_threads(1 if src.is_tiny else None):
         before = held_out.before(model)
         trainer = quiet(timed_grpo_trainer()(

@@ -1,6 +1,6 @@
 """A training stage's held-out evaluation: the rows it answers, before and after training.
 
-    held_out = HeldOut(held_out_prompts(ctx, cfg), tokenizer, cfg.eval, start_outputs(src, cfg))
+    held_out = HeldOut.of(cfg, src, held_out_prompts(ctx, cfg), tokenizer)
     before = held_out.before(model)         # the start model's own answers where it has them
     ...train...
     after = held_out.after(trainer.model)
@@ -11,7 +11,11 @@ two evaluations are `evaluation/report.py`'s.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llmpost.config.base import EvalSettings, TrainConfig
@@ -23,12 +27,25 @@ class HeldOut:
     rows: list[dict]  # prompt rows (`to_prompts` shape); empty: no evaluation
     tokenizer: Any
     settings: EvalSettings
+    max_new_tokens: int  # the generation budget (`TrainConfig.eval_tokens`)
     start: dict[str, str] = field(default_factory=dict)  # the start model's own answers (`start_outputs`)
     reward: Any = None  # the stage's reward (`CombinedReward`), scoring each answer; None: none
+    keep_start: Path | None = None  # where the start model's answers are kept for the next stage (`base_answers`)
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, src, rows: list[dict], tokenizer, reward=None) -> HeldOut:
+        """A stage's evaluation of `rows`, with its settings and budget, reusing its start model's answers."""
+        budget = cfg.eval_tokens(src.is_tiny)
+        kept = base_answers(src, cfg.qlora, budget) if rows else None
+        start = start_outputs(src, cfg) if kept is None else read_answers(kept)
+        return cls(rows, tokenizer, cfg.eval, budget, start, reward, kept)
 
     def before(self, model):
         """The start model's evaluation; the answers it already gave are checked and scored, not generated."""
-        return self.evaluate(model, self.start)
+        result = self.evaluate(model, self.start)
+        if result is not None and self.keep_start is not None:
+            write_answers(self.keep_start, self.start | {item.id: item.output for item in result.items})
+        return result
 
     def after(self, model):
         return self.evaluate(model, None)
@@ -39,7 +56,7 @@ class HeldOut:
         if not self.rows:
             return None
         return evaluate(model, self.tokenizer, self.rows[: self.settings.max_samples],
-                        max_new_tokens=self.settings.max_new_tokens, batch_size=self.settings.batch_size,
+                        max_new_tokens=self.max_new_tokens, batch_size=self.settings.batch_size,
                         reward=self.reward, known_outputs=known_outputs)
 
 
@@ -65,10 +82,62 @@ def start_outputs(src, cfg) -> dict[str, str]:
     artifact = src.artifact
     if artifact is None or cfg.qlora:
         return {}
-    start_cfg = artifact.manifest.get("config") or {}
-    start_eval = start_cfg.get("eval")
-    if start_cfg.get("qlora") or not isinstance(start_eval, dict):
+    if (artifact.manifest.get("config") or {}).get("qlora"):
         return {}
-    if start_eval.get("max_new_tokens") != cfg.eval.max_new_tokens:
+    if recorded_budget(artifact) != cfg.eval_tokens(src.is_tiny):
         return {}
     return {item.id: item.output for item in read_items(artifact.path, "after") or []}
+
+
+def recorded_budget(artifact) -> int | None:
+    """The generation budget of an artifact's own held-out evaluation; None when it ran none.
+
+    eval.json records it; an artifact from before it did has it in its config, where it was
+    always set.
+    """
+    import json
+
+    try:
+        report = json.loads((artifact.path / "eval.json").read_text())
+    except (OSError, ValueError):
+        report = {}
+    if report.get("max_new_tokens") is not None:
+        return report["max_new_tokens"]
+    start_eval = (artifact.manifest.get("config") or {}).get("eval")
+    return start_eval.get("max_new_tokens") if isinstance(start_eval, dict) else None
+
+
+def base_answers(src, qlora: bool, budget: int) -> Path | None:
+    """Where a base model's greedy held-out answers are kept between stages; None where they cannot be.
+
+    The stages of a flow often start from the same base model (a recipe's grpo, dpo and ppo on
+    SmolLM2), and each "before" evaluation would generate the same answers again: minutes a
+    stage on a CPU. A base model is no artifact to keep them in, so they go to
+    `$LLMPOST_CACHE/answers/`, keyed by what decides them: the model directory's files (names,
+    sizes, modification times), the revision, 4-bit loading and the generation budget. Only
+    for local directories (a converted GGUF file is one): a hub id's weights could change
+    unseen. Tiny is quick to evaluate and is left out.
+    """
+    from llmpost.models.gguf import llmpost_cache
+
+    if src.artifact is not None or src.adapter_path or src.is_tiny or not Path(src.path).is_dir():
+        return None
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(src.path).iterdir() if p.is_file())
+    key = json.dumps({"path": str(Path(src.path).resolve()), "files": files, "revision": src.revision,
+                      "qlora": qlora, "max_new_tokens": budget}, sort_keys=True)
+    return llmpost_cache() / "answers" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def read_answers(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_answers(path: Path, answers: dict[str, str]) -> None:
+    """Write atomically: a stage killed mid-write leaves the old file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(answers))
+    os.replace(tmp, path)

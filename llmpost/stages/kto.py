@@ -94,11 +94,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from trl import KTOTrainer
 
     from llmpost.evaluation.report import eval_fields, headline, write_items
-    from llmpost.models.load import count_4bit_layers, load_model, load_tokenizer, lora_config
+    from llmpost.models.load import count_4bit_layers
     from llmpost.models.save import save_model
-    from llmpost.stages.heldout import HeldOut, held_out_prompts, start_outputs
+    from llmpost.stages.heldout import HeldOut, held_out_prompts
     from llmpost.stages.reference import drop_reference_adapter, reference_model, reference_text
-    from llmpost.stages.training import quiet, report_callback, resume_checkpoint
+    from llmpost.stages.training import load_trainable, quiet, report_callback, resume_checkpoint
 
     src = ctx.model(cfg.model)
     args = build_kto_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
@@ -107,12 +107,9 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     held_out_feedback = (feedback_rows(ctx, cfg.eval_feedback)[: cfg.eval.max_samples]
                          if cfg.eval.enabled and cfg.eval_feedback else [])
 
-    tokenizer = load_tokenizer(src, cfg.trust_remote_code)
-    model = load_model(src, qlora=cfg.qlora, trainable_adapter=bool(src.adapter_path),
-                       trust_remote_code=cfg.trust_remote_code)
-    peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
+    tokenizer, model, peft_config = load_trainable(src, cfg)
 
-    held_out = HeldOut(held_out_prompts(ctx, cfg), tokenizer, cfg.eval, start_outputs(src, cfg))
+    held_out = HeldOut.of(cfg, src, held_out_prompts(ctx, cfg), tokenizer)
     before = held_out.before(model)
     trainer = quiet(KTOTrainer(
         model=model, ref_model=reference_model(cfg, src), args=args, train_dataset=Dataset.from_list(train),

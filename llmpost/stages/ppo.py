@@ -71,7 +71,7 @@ class Config(RewardedConfig):
         0.3, gt=0, lt=1, description="colocate mode: the GPU share vLLM takes; the policy trains in the rest"
     )
     eval: EvalSettings = Field(
-        default_factory=lambda: EvalSettings(max_new_tokens=32),
+        default_factory=EvalSettings,
         description="held-out evaluation (default data: the test split of a builtin:... prompt set)",
     )
 
@@ -111,7 +111,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.rl.policy import load_policy, save_policy
     from llmpost.rl.trainer import PPOTrainer
     from llmpost.rl.vllm_rollout import check_vllm
-    from llmpost.stages.heldout import HeldOut, start_outputs
+    from llmpost.stages.heldout import HeldOut
     from llmpost.stages.training import checkpoint_interval, intra_op_threads
 
     check_vllm(cfg)
@@ -141,7 +141,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     )
 
     # only the main process evaluates: the others train alongside it and write nothing
-    held_out = HeldOut(held_out_rows if is_main else [], tokenizer, cfg.eval, start_outputs(src, cfg), reward)
+    held_out = HeldOut.of(cfg, src, held_out_rows if is_main else [], tokenizer, reward)
     with intra_op_threads(1 if src.is_tiny else None):
         before = held_out.before(trainer.policy)
         accelerator.wait_for_everyone()

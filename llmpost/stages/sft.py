@@ -43,22 +43,18 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
     from llmpost.data.formats import to_sft
     from llmpost.evaluation.report import eval_fields, headline, write_items
-    from llmpost.models.load import load_model, load_tokenizer, lora_config
     from llmpost.models.save import save_model
-    from llmpost.stages.heldout import HeldOut, held_out_prompts, start_outputs
-    from llmpost.stages.training import quiet, report_callback, resume_checkpoint
+    from llmpost.stages.heldout import HeldOut, held_out_prompts
+    from llmpost.stages.training import load_trainable, quiet, report_callback, resume_checkpoint
 
     src = ctx.model(cfg.model)
     args = build_sft_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
     train = to_sft(ctx.data(cfg.data).rows, cfg.data)
     loss_rows = to_sft(ctx.data(cfg.loss_data).rows, cfg.loss_data) if cfg.eval.enabled and cfg.loss_data else None
 
-    tokenizer = load_tokenizer(src, cfg.trust_remote_code)
-    model = load_model(src, qlora=cfg.qlora, trainable_adapter=bool(src.adapter_path),
-                       trust_remote_code=cfg.trust_remote_code)
-    peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
+    tokenizer, model, peft_config = load_trainable(src, cfg)
 
-    held_out = HeldOut(held_out_prompts(ctx, cfg), tokenizer, cfg.eval, start_outputs(src, cfg))
+    held_out = HeldOut.of(cfg, src, held_out_prompts(ctx, cfg), tokenizer)
     before = held_out.before(model)
     trainer = quiet(SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(train),

@@ -37,6 +37,22 @@ def intra_op_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def load_trainable(src, cfg):
+    """(tokenizer, model, peft_config): what a TRL trainer stage starts from.
+
+    An input adapter is loaded trainable and trained further in place, so it gets no new
+    peft_config; a base model gets a fresh adapter from `cfg.lora` under --lora/--qlora,
+    or trains all its weights.
+    """
+    from llmpost.models.load import load_model, load_tokenizer, lora_config
+
+    tokenizer = load_tokenizer(src, cfg.trust_remote_code)
+    model = load_model(src, qlora=cfg.qlora, trainable_adapter=bool(src.adapter_path),
+                       trust_remote_code=cfg.trust_remote_code)
+    peft_config = lora_config(cfg.lora) if cfg.uses_lora and not src.adapter_path else None
+    return tokenizer, model, peft_config
+
+
 def report_callback(ctx: StageContext, description: str):
     """A callback writing metrics.jsonl into the artifact (and to the trackers of `report_to`) and showing progress."""
     from llmpost.reporting.callbacks import ReportCallback
