@@ -164,6 +164,9 @@ def find_architecture(ref: str, store=None) -> Architecture:
     if known is not None:
         hub_id, cfg = known
         return from_config(cfg, hub_id, "built-in size table")
+    gguf = gguf_config(ref)
+    if gguf is not None:
+        return from_config(json.loads(gguf.read_text()), ref, str(gguf))
     config_path = local_config(ref, store)
     if config_path is not None:
         return from_config(json.loads(config_path.read_text()), ref, str(config_path))
@@ -171,6 +174,15 @@ def find_architecture(ref: str, store=None) -> Architecture:
         f"cannot size model {ref!r} offline: not 'tiny', not in the size table, no local config.json",
         hint="pass --model-config path/to/config.json, or one of: " + ", ".join(known_names()),
     )
+
+
+def gguf_config(ref: str) -> Path | None:
+    """The config.json of a GGUF model (`smollm2`, a .gguf file or a directory holding one), converted once as
+    every stage converts it (`models/gguf.py`); None when `ref` is no GGUF model."""
+    from llmpost.models.gguf import PACKAGED, converted, gguf_file_in, packaged_gguf
+
+    gguf = packaged_gguf(ref) if ref in PACKAGED else gguf_file_in(Path(ref).expanduser())
+    return converted(gguf)[0] / "config.json" if gguf is not None else None
 
 
 def local_config(ref: str, store=None) -> Path | None:

@@ -89,21 +89,3 @@ def test_lora_adapter_loads_with_peft_and_exports_merged(store, tmp_path):
     assert not any("lora" in name for name, _ in model.named_parameters())
     answer = ok(run_cli("generate", "sft-lora", "What is 2 plus 3?", "--max-new-tokens", "8", store=store))
     assert answer.returncode == 0
-
-
-def test_qlora_trains_on_real_4bit_layers(store):
-    import bitsandbytes as bnb
-
-    from llmpost.models.load import load_model, resolve_model
-
-    model = load_model(resolve_model("tiny"), qlora=True)
-    assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
-
-    ok(run_cli("sft", "--qlora", "--out", "sft-qlora", "--set", "max_steps=3", "--set", "eval.max_samples=8",
-               store=store))
-    art = Store(store).resolve("sft-qlora")
-    assert art.manifest["config"]["qlora"] is True
-    assert (art.model_dir / "adapter_config.json").is_file()
-    from peft import AutoPeftModelForCausalLM
-
-    assert AutoPeftModelForCausalLM.from_pretrained(art.model_dir) is not None

@@ -81,3 +81,36 @@ def test_eval_scores_the_base_model_from_its_gguf_file(tmp_path):
     report = json.loads((Store(tmp_path / "store").resolve("smol-base").path / "eval.json").read_text())
     assert report["n_eval"] == 8, proc.stdout
     assert 0 <= report["exact_match"] <= 1
+
+
+def test_qlora_sft_trains_an_adapter_over_real_4bit_layers(tmp_path):
+    import bitsandbytes as bnb
+    from peft import AutoPeftModelForCausalLM
+
+    from llmpost.models.load import load_model, resolve_model
+
+    quantized = load_model(resolve_model(SMOL), qlora=True)
+    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in quantized.modules()) == 30 * 7  # every projection
+    del quantized
+
+    store = tmp_path / "store"
+    proc = ok(run_cli("sft", "--model", SMOL, "--qlora", "--data", "builtin:arith-sft", "--out", "smol-qlora",
+                      "--batch-size", "2", "--set", "max_steps=2", "--set", "loss_data=null",
+                      "--set", "eval.enabled=false", store=store))
+    art = Store(store).resolve("smol-qlora")
+    assert art.manifest["config"]["qlora"] is True, proc.stdout
+    adapter = json.loads((art.model_dir / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == art.manifest["base_model"]["path"]
+    assert AutoPeftModelForCausalLM.from_pretrained(art.model_dir) is not None
+
+
+def test_generate_answers_in_the_chat_template_and_stops_at_the_end_of_turn(smol_sft):
+    proc = ok(run_cli("generate", "smol-sft", "What is 2+3?", "--max-new-tokens", "48", store=smol_sft))
+    reply = proc.stdout.strip()
+    assert reply and "<|im_end|>" not in reply and "<|im_start|>" not in reply, reply
+
+
+def test_plan_sizes_smollm2_from_its_converted_config():
+    proc = ok(run_cli("plan", "sft", "--model", SMOL, "--set", "qlora=true", "--json"))
+    plan = json.loads(proc.stdout)[0]
+    assert "30 layers, hidden 576" in plan["architecture"] and plan["method"] == "qlora", plan
