@@ -37,7 +37,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.evaluation.heldout import evaluate
     from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.load import load_model, load_tokenizer
-    from llmpost.stages.heldout import base_answers, read_answers, write_answers
+    from llmpost.stages.heldout import base_answers, keep_answers, read_answers
 
     src = ctx.model(cfg.model)
     rows = to_prompts(ctx.data(cfg.data).rows, cfg.data)[: cfg.max_samples]
@@ -48,7 +48,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     known = read_answers(kept) if kept else {}
     result = evaluate(model, tokenizer, rows, max_new_tokens=budget, batch_size=cfg.batch_size, known_outputs=known)
     if kept:
-        write_answers(kept, known | {item.id: item.output for item in result.items})
+        keep_answers(kept, known, result)
     write_items(ctx.out_dir, None, result)  # one model: its items are the "after" phase
     report = eval_fields(None, result, samples=10)
     return StageResult(metrics={**headline(report), "n_eval": report["n_eval"]}, eval=report)

@@ -44,7 +44,7 @@ class HeldOut:
         """The start model's evaluation; the answers it already gave are checked and scored, not generated."""
         result = self.evaluate(model, self.start)
         if result is not None and self.keep_start is not None:
-            write_answers(self.keep_start, self.start | {item.id: item.output for item in result.items})
+            keep_answers(self.keep_start, self.start, result)
         return result
 
     def after(self, model):
@@ -133,6 +133,11 @@ def read_answers(path: Path) -> dict[str, str]:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def keep_answers(path: Path, known: dict[str, str], evaluation) -> None:
+    """Keep `evaluation`'s answers at `path` with those `known` before it (`base_answers`)."""
+    write_answers(path, known | {item.id: item.output for item in evaluation.items})
 
 
 def write_answers(path: Path, answers: dict[str, str]) -> None:
