@@ -95,8 +95,6 @@ def recorded_budget(artifact) -> int | None:
     eval.json records it; an artifact from before it did has it in its config, where it was
     always set.
     """
-    import json
-
     try:
         report = json.loads((artifact.path / "eval.json").read_text())
     except (OSError, ValueError):
