@@ -9,6 +9,8 @@ stage needs. `load_builtin(name, split)` returns plain rows:
     arith-pairs      {"prompt", "chosen", "rejected"}
     arith-feedback   {"prompt", "completion", "label"}: one answer per problem, right (true) or wrong (false)
     arith-judge      SFT rows teaching a judge which of two answers is right (sum, a check of each, A/B)
+    arith-steps*     multi-step problems solved one operation per line, with step labels
+                     (process supervision; see builtin_steps.py)
 
 Splits: "train" and "test" never share a question. Wrong answers in rankings are
 ordered by distance from the truth: a near miss, the other operation (a misread
@@ -26,6 +28,7 @@ from __future__ import annotations
 import random
 from functools import cache
 
+from llmpost.data import builtin_steps
 from llmpost.errors import DataError
 
 # 1000 test problems: one exact-match rate then has a 95% interval of about +-3 points, and a paired
@@ -65,6 +68,7 @@ def load_builtin(name: str, split: str = "train") -> list[dict]:
         "arith-pairs": pair_rows,
         "arith-feedback": feedback_rows,
         "arith-judge": judge_rows,
+        **builtin_steps.MAKERS,
     }
     if name not in makers:
         raise DataError(f"unknown built-in dataset builtin:{name}",

@@ -185,18 +185,25 @@ def count_4bit_layers(model) -> int:
     return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
 
 
+AUTO_CLASSES = {"causal": "AutoModelForCausalLM", "seqcls": "AutoModelForSequenceClassification",
+                "tokcls": "AutoModelForTokenClassification"}
+# The classification heads a LoRA adapter trains and saves whole (the head is new: there is nothing to adapt).
+HEAD_TASKS = ("SEQ_CLS", "TOKEN_CLS")
+
+
 def load_model(src: ModelSource, *, qlora: bool = False, kind: str = "causal", trainable_adapter: bool = False,
                trust_remote_code: bool = False, num_labels: int = 1, dtype=None):
     """Load the base (4-bit under `qlora`) and, when `src` is an adapter, the adapter on top.
 
-    `kind` is "causal" (AutoModelForCausalLM) or "seqcls" (AutoModelForSequenceClassification
-    with `num_labels` outputs, for reward models).
+    `kind` is "causal" (AutoModelForCausalLM), "seqcls" (AutoModelForSequenceClassification
+    with `num_labels` outputs, for reward models) or "tokcls" (AutoModelForTokenClassification
+    with `num_labels` outputs, for process reward models).
     """
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    import transformers
 
-    auto = AutoModelForCausalLM if kind == "causal" else AutoModelForSequenceClassification
+    auto = getattr(transformers, AUTO_CLASSES[kind])
     kwargs: dict[str, Any] = {"revision": src.revision, "trust_remote_code": trust_remote_code}
-    if kind == "seqcls":
+    if kind != "causal":
         kwargs["num_labels"] = num_labels
     if dtype is not None:
         kwargs["dtype"] = dtype
@@ -207,7 +214,7 @@ def load_model(src: ModelSource, *, qlora: bool = False, kind: str = "causal", t
         model = auto.from_pretrained(src.path, **kwargs)
     except OSError as exc:
         raise ModelError(f"cannot load model {src.ref!r}: {exc}", hint="check the model reference; offline, only local paths and cached hub models load") from None
-    if kind == "seqcls" and model.config.pad_token_id is None:
+    if kind != "causal" and model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
     if src.adapter_path:
         from peft import PeftModel
@@ -234,7 +241,7 @@ def add_lora(model, settings, task_type: str = "CAUSAL_LM", qlora: bool = False)
     config = LoraConfig(
         r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
         target_modules=settings.target_modules, task_type=task_type,
-        modules_to_save=["score"] if task_type == "SEQ_CLS" else None,
+        modules_to_save=["score"] if task_type in HEAD_TASKS else None,
     )
     return get_peft_model(model, config)
 
@@ -246,5 +253,5 @@ def lora_config(settings, task_type: str = "CAUSAL_LM"):
     return LoraConfig(
         r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
         target_modules=settings.target_modules, task_type=task_type,
-        modules_to_save=["score"] if task_type == "SEQ_CLS" else None,
+        modules_to_save=["score"] if task_type in HEAD_TASKS else None,
     )

@@ -1,0 +1,193 @@
+"""The built-in step task: word problems of two or three operations, solved one operation per line.
+
+    Ann has 7 shells. Ann finds 5 more. Then Ann loses 3. How many shells does Ann have now?
+
+    7+5=12
+    12-3=9
+    #### 9
+
+Every line is a step. The shapes (`load_builtin("arith-steps...", split)`):
+
+    arith-steps            {"prompt", "completions": [steps], "labels": [bool per step], "answer"}:
+                           a process reward model's data; about one solution in three is right,
+                           the others carry one injected error at a known step
+    arith-steps-sft        {"messages"}: worked solutions from a careless writer (below)
+    arith-steps-prompts    {"prompt", "answer"}: held-out problems for exact match, GRPO, PPO
+    arith-steps-rankings   {"prompt", "responses", "ranks"}: the right solution ranked above three
+                           wrong ones (tied): an outcome reward model's data, the same problems and
+                           errors as arith-steps, judged by the final answer alone
+
+Errors, each at one step; every later step goes on from the wrong number, so a step is
+labelled good only when it and every step before it are right (PRM800K's and
+Math-Shepherd's convention, where a step after the first error cannot lead to the answer):
+
+    slip       the result is off by 1-3          7+5=13
+    misread    the other operation, done right   7-5=2
+    carry      starts from a wrong number        13-3=10 after 7+5=12
+    final      the last line misstates the sum   #### 8 after 12-3=9
+
+The SFT writer is careless the way the one of `builtin:arith-sft` is: in half the
+"loses" sentences it adds. SFT copies that, so greedy answers and a majority vote over
+samples share the habit, while reward models trained on the labels above can pick the
+right sample out.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import cache
+
+SIZES = {"train": 3000, "test": 1000}
+SEEDS = {"train": 4321, "test": 56789}
+RIGHT_SHARE = 1 / 3  # of arith-steps rows, solutions without an error
+CARELESS_VERB = "loses"
+CARELESS_RATE = 1 / 2
+
+NAMES = ["Ann", "Ben", "Cal", "Dee", "Eli", "Fay", "Gus", "Ivy", "Jo", "Kim", "Leo", "Max", "Ned", "Sam", "Tom", "Zoe"]
+ITEMS = ["apples", "books", "coins", "pens", "shells", "cards", "eggs", "stamps", "cups", "rocks"]
+ADD = ["{n} finds {b} more.", "{n} gets {b} more.", "A friend gives {n} {b} more."]
+SUB = ["{n} gives away {b}.", "{n} loses {b}.", "{n} sells {b}."]
+ERRORS = ("slip", "misread", "carry", "final")
+
+
+@cache
+def problems(split: str) -> tuple[dict, ...]:
+    """The split's problems: question, start, operations [(op, operand, verb)], true result."""
+    rng = random.Random(SEEDS[split])
+    other = set() if split == "train" else {p["question"] for p in problems("train")}
+    seen: set[str] = set()
+    out = []
+    while len(out) < SIZES[split]:
+        name, item = rng.choice(NAMES), rng.choice(ITEMS)
+        value = start = rng.randint(2, 12)
+        ops, sentences = [], []
+        for i in range(rng.choice([2, 3])):
+            op = "-" if value > 1 and rng.random() < 0.5 else "+"
+            b = rng.randint(1, min(9, value)) if op == "-" else rng.randint(1, 9)
+            template = rng.choice(SUB if op == "-" else ADD)
+            ops.append((op, b, template.split()[1]))
+            sentences.append(("Then " if i else "") + template.format(n=name, b=b))
+            value = value + b if op == "+" else value - b
+        question = f"{name} has {start} {item}. " + " ".join(sentences) + f" How many {item} does {name} have now?"
+        if question in seen or question in other:
+            continue
+        seen.add(question)
+        out.append({"question": question, "start": start, "ops": tuple(ops), "result": value})
+    return tuple(out)
+
+
+def apply(op: str, a: int, b: int) -> int:
+    return a + b if op == "+" else a - b
+
+
+def solve(p: dict, error: str | None = None, at: int = 0, rng: random.Random | None = None,
+          careless: bool = False) -> list[str]:
+    """The worked steps of problem `p`, with `error` at step `at` (None: right; `careless`: the SFT writer)."""
+    steps, value = [], p["start"]
+    for i, (op, b, verb) in enumerate(p["ops"]):
+        if careless and verb == CARELESS_VERB:
+            op = "+"
+        start = value
+        if error == "carry" and i == at:
+            start = off_by(value, rng, 1, 2)
+        if error == "misread" and i == at:
+            op = "+" if op == "-" else "-"
+        value = apply(op, start, b)
+        if error == "slip" and i == at:
+            value = off_by(value, rng, 1, 3)
+        steps.append(f"{start}{op}{b}={value}")
+    final = off_by(value, rng, 1, 3) if error == "final" else value
+    return [*steps, f"#### {final}"]
+
+
+def off_by(value: int, rng: random.Random, lo: int, hi: int) -> int:
+    """A non-negative number lo..hi away from `value`."""
+    while True:
+        guess = value + rng.choice([-1, 1]) * rng.randint(lo, hi)
+        if guess >= 0:
+            return guess
+
+
+def injected_error(p: dict, rng: random.Random) -> tuple[str, int]:
+    """An error that changes the answer, and the step it is made at."""
+    n_ops = len(p["ops"])
+    while True:
+        error = rng.choice(ERRORS)
+        if error == "final":
+            return error, n_ops
+        at = rng.randrange(1 if error == "carry" else 0, n_ops)
+        if error == "misread" and p["ops"][at][0] == "+" and not misread_stays_positive(p, at):
+            continue
+        return error, at
+
+
+def misread_stays_positive(p: dict, at: int) -> bool:
+    """Whether subtracting instead of adding at step `at` keeps every number non-negative."""
+    value = p["start"]
+    for i, (op, b, _) in enumerate(p["ops"]):
+        value = apply("-" if i == at else op, value, b)
+        if value < 0:
+            return False
+    return True
+
+
+def final_number(steps: list[str]) -> int:
+    return int(steps[-1].removeprefix("#### "))
+
+
+def labelled(p: dict, rng: random.Random, error: str | None, at: int) -> tuple[list[str], list[bool]]:
+    """A solution and its step labels: good before the first wrong step, bad from it on."""
+    steps = solve(p, error, at, rng)
+    if error is None or final_number(steps) == p["result"]:  # a "carry" of 0 or a slip that cancels: right
+        return solve(p), [True] * (len(p["ops"]) + 1)
+    return steps, [i < at for i in range(len(steps))]
+
+
+def step_rows(split: str) -> list[dict]:
+    rng = random.Random(SEEDS[split] + 1)
+    rows = []
+    for p in problems(split):
+        error, at = (None, 0) if rng.random() < RIGHT_SHARE else injected_error(p, rng)
+        steps, labels = labelled(p, rng, error, at)
+        rows.append({"prompt": p["question"], "completions": steps, "labels": labels, "answer": str(p["result"])})
+    return rows
+
+
+def sft_rows(split: str) -> list[dict]:
+    """Worked solutions: the careless writer's for "train", the truth for held-out "test"."""
+    rng = random.Random(SEEDS[split] + 2)
+    rows = []
+    for p in problems(split):
+        careless = split == "train" and rng.random() < CARELESS_RATE
+        answer = "\n".join(solve(p, careless=careless))
+        rows.append({"messages": [{"role": "user", "content": p["question"]},
+                                  {"role": "assistant", "content": answer}]})
+    return rows
+
+
+def prompt_rows(split: str) -> list[dict]:
+    return [{"prompt": p["question"], "answer": str(p["result"])} for p in problems(split)]
+
+
+def ranking_rows(split: str) -> list[dict]:
+    """The right solution, then three wrong ones, tied: right against wrong is all an outcome label says."""
+    rng = random.Random(SEEDS[split] + 3)
+    rows = []
+    for p in problems(split):
+        wrong: list[str] = []
+        while len(wrong) < 3:
+            steps, labels = labelled(p, rng, *injected_error(p, rng))
+            text = "\n".join(steps)
+            if not all(labels) and text not in wrong:
+                wrong.append(text)
+        rows.append({"prompt": p["question"], "responses": ["\n".join(solve(p)), *wrong], "ranks": [0, 1, 1, 1],
+                     "answer": str(p["result"])})
+    return rows
+
+
+MAKERS = {
+    "arith-steps": step_rows,
+    "arith-steps-sft": sft_rows,
+    "arith-steps-prompts": prompt_rows,
+    "arith-steps-rankings": ranking_rows,
+}

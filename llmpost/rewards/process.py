@@ -1,0 +1,165 @@
+"""Process reward models: a score for every step of a solution (`llmpost prm` trains them).
+
+A process reward model (PRM) is a token-classification model with one output. It reads
+the prompt (through the chat template, as a generation prompt) and then the solution,
+one step at a time, each step followed by the separator "\\n"; a step's score is
+sigmoid(output) at the step's last token, the probability that the step, and every
+step before it, is right. The model is causal, so a step's score depends only on what
+came before it, and one forward pass scores every step of a solution.
+
+Why token classification, read at each step's last token, rather than a sequence
+classifier run once per prefix: one pass instead of one per step, and the model loads
+with plain `AutoModelForTokenClassification` (or peft's `AutoPeftModelForTokenClassification`).
+Why one output and a sigmoid rather than two classes: labels may be soft (a share of
+rollouts that reached the answer, as in Math-Shepherd) and a binary cross-entropy takes
+them as they are.
+
+Steps are encoded one by one (`step_input_ids`) the same way in training, scoring,
+rewards and reranking, so a step's last token is known exactly, whatever the tokenizer
+would merge across a newline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from llmpost.errors import ModelError
+
+STEP_SEPARATOR = "\n"
+AGGREGATIONS = ("min", "prod", "last", "mean")
+NOT_A_PRM_HINT = "train one with `llmpost prm --model REF`, or pass a token-classification model with one output"
+
+
+def split_steps(text: str) -> list[str]:
+    """A generated solution's steps: its non-empty lines."""
+    return [line.strip() for line in text.split(STEP_SEPARATOR) if line.strip()]
+
+
+def step_input_ids(tokenizer, prompt: list[dict], steps: list[str]) -> tuple[list[int], list[int]]:
+    """(token ids of prompt + steps, the index of each step's last token)."""
+    from llmpost.evaluation.generation import chat_prompt
+
+    ids = tokenizer(chat_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]  # as generation reads it
+    ends = []
+    for step in steps:
+        ids = ids + tokenizer(step + STEP_SEPARATOR, add_special_tokens=False)["input_ids"]
+        ends.append(len(ids) - 1)
+    return ids, ends
+
+
+def score_encoded(model, encoded: list[tuple[list[int], list[int]]], batch_size: int = 32) -> list[list[float]]:
+    """Each solution's step scores in [0, 1], in order (no gradients; the model's mode is restored)."""
+    import torch
+
+    from llmpost.rewards.reward_model import pad_right
+
+    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # little padding
+    scores: list[list[float]] = [[] for _ in encoded]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                ids, mask = pad_right([encoded[i][0] for i in chunk], pad_id)
+                device = next(model.parameters()).device
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
+                probs = torch.sigmoid(logits[..., 0].float())
+                for row, i in enumerate(chunk):
+                    scores[i] = probs[row, encoded[i][1]].tolist()
+    finally:
+        model.train(was_training)
+    return scores
+
+
+def aggregate(scores: list[float], how: str = "min") -> float:
+    """One score for a whole solution from its step scores (a solution without steps scores 0).
+
+    min: as good as its weakest step (Lightman et al. use the product; min ranks alike
+    and does not punish length); prod: the chance that every step is right; last: the
+    final step's score, which already reads every step before it; mean.
+    """
+    if not scores:
+        return 0.0
+    if how == "min":
+        return min(scores)
+    if how == "prod":
+        return math.prod(scores)
+    if how == "last":
+        return scores[-1]
+    if how == "mean":
+        return sum(scores) / len(scores)
+    raise ValueError(f"unknown aggregation {how!r}; one of {', '.join(AGGREGATIONS)}")
+
+
+def check_process_reward_model(src, trust_remote_code: bool = False) -> None:
+    """Raise ModelError unless `src` is a token-classification model (or adapter) with one output."""
+    if src.adapter_path:
+        task = json.loads((Path(src.adapter_path) / "adapter_config.json").read_text()).get("task_type")
+        if task != "TOKEN_CLS":
+            raise ModelError(f"{src.ref!r} is a {task or 'non-classification'} adapter, not a process reward model",
+                             hint=NOT_A_PRM_HINT)
+        return
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(src.path, revision=src.revision, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise ModelError(f"cannot read the config of {src.ref!r}: {exc}", hint="check the model reference") from None
+    architectures = config.architectures or []
+    if not any(a.endswith("ForTokenClassification") for a in architectures):
+        raise ModelError(f"{src.ref!r} is not a process reward model (architecture: "
+                         f"{', '.join(architectures) or 'unknown'})", hint=NOT_A_PRM_HINT)
+    if config.num_labels != 1:
+        raise ModelError(f"{src.ref!r} has {config.num_labels} outputs; a process reward model has one",
+                         hint=NOT_A_PRM_HINT)
+
+
+def is_process_reward_model(src) -> bool:
+    try:
+        check_process_reward_model(src)
+    except ModelError:
+        return False
+    return True
+
+
+class ProcessRewardScorer:
+    """A process reward model loaded once, scoring solutions step by step as `llmpost prm` trained it.
+
+    `ref` is an `llmpost prm` artifact (NAME, NAME@vN), a local directory or a hub id;
+    `.artifact` is the store artifact (None for a plain directory), for lineage.
+    """
+
+    def __init__(self, ref: str, store, *, qlora: bool = False, batch_size: int = 32,
+                 trust_remote_code: bool = False):
+        import torch
+
+        from llmpost.models.load import load_model, load_tokenizer, resolve_model
+
+        self.source = resolve_model(ref, store)
+        check_process_reward_model(self.source, trust_remote_code)
+        self.artifact = self.source.artifact
+        self.batch_size = batch_size
+        self.tokenizer = load_tokenizer(self.source, trust_remote_code)
+        cuda = torch.cuda.is_available()
+        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+        self.model = load_model(self.source, kind="tokcls", qlora=qlora, trust_remote_code=trust_remote_code,
+                                dtype=dtype)
+        if cuda and not qlora:
+            self.model.to("cuda")
+        self.model.eval()
+
+    def score_steps(self, prompts: list[list[dict]], solutions: list[list[str]]) -> list[list[float]]:
+        """Each solution's step scores, in order; `solutions` are lists of steps."""
+        if len(prompts) != len(solutions):
+            raise ValueError(f"{len(prompts)} prompts but {len(solutions)} solutions")
+        encoded = [step_input_ids(self.tokenizer, p, s) for p, s in zip(prompts, solutions, strict=True)]
+        return score_encoded(self.model, encoded, self.batch_size)
+
+    def score(self, prompts: list[list[dict]], completions: list[str], how: str = "min") -> list[float]:
+        """One score per (prompt, completion text): its steps' scores aggregated (`aggregate`)."""
+        steps = [split_steps(c) for c in completions]
+        return [aggregate(s, how) for s in self.score_steps(prompts, steps)]
