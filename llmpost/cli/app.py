@@ -26,6 +26,7 @@ from llmpost.cli import (
     cmd_kto,
     cmd_plan,
     cmd_ppo,
+    cmd_prm,
     cmd_rm,
     cmd_run,
     cmd_sft,
@@ -36,7 +37,7 @@ from llmpost.errors import LlmpostError
 
 app = typer.Typer(
     name="llmpost",
-    help="The whole LLM post-training flow: sft, rm, ppo, dpo, kto, judge, grpo — as shell commands "
+    help="The whole LLM post-training flow: sft, rm, prm, ppo, dpo, kto, judge, grpo — as shell commands "
          "that write versioned, traceable artifacts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -57,7 +58,7 @@ def root(version: Annotated[bool | None, typer.Option("--version", callback=vers
     """llmpost: post-training stages with versioned artifacts. Try `llmpost sft --help`."""
 
 
-for group in (cmd_sft, cmd_dpo, cmd_kto, cmd_rm, cmd_judge, cmd_grpo, cmd_ppo, model_cmds, store_cmds, cmd_run,
+for group in (cmd_sft, cmd_dpo, cmd_kto, cmd_rm, cmd_prm, cmd_judge, cmd_grpo, cmd_ppo, model_cmds, store_cmds, cmd_run,
               cmd_compare, cmd_plan):
     group.register(app)
 

@@ -36,16 +36,29 @@ def register(app: typer.Typer) -> None:
               qlora: QloraOpt = None, store: StoreOpt = None):
         """Score responses with a reward model: each row gets `score` (or `scores`, one per ranked response).
 
-        For preference rows it also prints the pairwise accuracy, margin and length bias.
+        For preference rows it also prints the pairwise accuracy, margin and length bias. With a process
+        reward model (`llmpost prm`) each row gets `step_scores`, one per step (line), and `score`, the
+        weakest step's; for step-labelled rows it prints step accuracy and first-error localisation.
         """
         from llmpost.artifacts.store import Store
         from llmpost.data.load import load_rows
-        from llmpost.rewards.reward_model import RewardModelScorer, report_summary, score_rows
+        from llmpost.models.load import resolve_model
+        from llmpost.rewards.process import is_process_reward_model
+        from llmpost.rewards.reward_model import report_summary
 
         the_store = Store.default(store)
-        scorer = RewardModelScorer(ref, the_store, qlora=bool(qlora), batch_size=batch_size)
         loaded = load_rows(data, artifact_resolver=lambda r: _artifact_dir(the_store, r))
-        scored, report = score_rows(scorer, loaded.rows, data)
+        if is_process_reward_model(resolve_model(ref, the_store)):
+            from llmpost.rewards.process import ProcessRewardScorer
+            from llmpost.rewards.step_scoring import score_step_rows
+
+            scored, report = score_step_rows(ProcessRewardScorer(ref, the_store, qlora=bool(qlora),
+                                                                 batch_size=batch_size), loaded.rows, data)
+        else:
+            from llmpost.rewards.reward_model import RewardModelScorer, score_rows
+
+            scorer = RewardModelScorer(ref, the_store, qlora=bool(qlora), batch_size=batch_size)
+            scored, report = score_rows(scorer, loaded.rows, data)
         lines = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in scored)
         if output is None:
             sys.stdout.write(lines)

@@ -135,6 +135,16 @@ def builtin_test_split(ref: str) -> str | None:
     return f"builtin:{ref.removeprefix('builtin:').split(':')[0]}:test"
 
 
+def builtin_prompts(ref: str | None) -> str | None:
+    """The held-out prompts of a built-in task, for any of its datasets (`builtin:arith-steps-sft` ->
+    `builtin:arith-steps-prompts:test`); None for other data."""
+    if not ref or not ref.startswith("builtin:"):
+        return None
+    name = ref.removeprefix("builtin:").split(":")[0]
+    task = "arith-steps" if name.startswith("arith-steps") else "arith"
+    return f"builtin:{task}-prompts:test"
+
+
 def learning_rate(cfg: TrainConfig, is_tiny: bool) -> float:
     """The configured learning rate, or the stage's default (`default_learning_rates`) for the model and method."""
     if cfg.learning_rate is not None:
@@ -223,7 +233,8 @@ class TrainConfig(Strict):
         return self.eval.data or self.default_held_out()
 
     def default_held_out(self) -> str | None:
-        return self.default_eval_data
+        """The held-out prompts of the built-in task the training data comes from, else `default_eval_data`."""
+        return builtin_prompts(self.data) or self.default_eval_data
 
     def eval_tokens(self, is_tiny: bool) -> int:
         """The held-out generation budget: `eval.max_new_tokens`, else the default for the model."""

@@ -52,6 +52,11 @@ def to_step_rows(rows: Iterable[dict], source: str) -> list[StepRow]:
     return convert_rows(rows, source, _detect, "step-labelled", STEP_HINT)
 
 
+def is_step_labelled(row: dict) -> bool:
+    """Whether `row` has the columns of one of the step-labelled shapes."""
+    return isinstance(row, dict) and _detect(row) is not None
+
+
 def _detect(row: dict):
     if has(row, "prompt", "completions", "labels"):
         return _from_stepwise

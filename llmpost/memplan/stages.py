@@ -2,6 +2,7 @@
 
     sft    the policy, trained                                         (TRL SFTTrainer, fused LM head)
     rm     one sequence-classification model; chosen + rejected per forward
+    prm    one token-classification model (the same one-output head); one solution per sequence
     dpo    the policy; chosen + rejected per forward; the reference is the same weights
            with the adapter disabled under LoRA/QLoRA, a second frozen copy in full
            fine-tuning (none while training with precompute_ref)
@@ -138,7 +139,7 @@ def plan_stage(stage: str, cfg, *, device: str = "cuda", store=None, label: str 
     plan = StagePlan(label or stage, stage, model_ref, arch, method, device)
     if adapter:
         plan.notes.append(f"{model_ref} is a LoRA adapter (r={adapter['r']}): training continues it")
-    build = {"sft": plan_sft, "rm": plan_rm, "dpo": plan_dpo, "kto": plan_kto, "grpo": plan_grpo,
+    build = {"sft": plan_sft, "rm": plan_rm, "prm": plan_prm, "dpo": plan_dpo, "kto": plan_kto, "grpo": plan_grpo,
              "ppo": plan_ppo}.get(stage)
     if build is not None:
         build(plan, cfg, adapter_r=adapter and adapter["r"])
@@ -148,7 +149,7 @@ def plan_stage(stage: str, cfg, *, device: str = "cuda", store=None, label: str 
     else:
         from llmpost.errors import ConfigError
 
-        raise ConfigError([f"the planner does not know stage {stage!r}"], hint="plan one of: sft, rm, dpo, kto, grpo, ppo, judge, eval")
+        raise ConfigError([f"the planner does not know stage {stage!r}"], hint="plan one of: sft, rm, prm, dpo, kto, grpo, ppo, judge, eval")
     if device == "cpu":
         for est in plan.phases.values():
             est.resident.insert(0, Part("runtime", CPU_RUNTIME_BYTES, "python + torch/transformers/TRL imported (measured idle process)"))
@@ -174,6 +175,13 @@ def plan_rm(plan: StagePlan, cfg, adapter_r=None) -> None:
     plan.phases["training"] = train_step(plan.arch, work, kind="seqcls")
     plan.notes.append("each prompt counted with 2 responses (a chosen/rejected pair); rankings of K responses "
                       "hold K per prompt")
+
+
+def plan_prm(plan: StagePlan, cfg, adapter_r=None) -> None:
+    work = workload_of(cfg, plan.arch, plan.device, method=plan.method, sequences=cfg.batch_size,
+                       seq_len=seq_len_of(cfg), lm_head="none", adapter_r=adapter_r)
+    plan.phases["training"] = train_step(plan.arch, work, kind="seqcls")  # the same one-output head, read at every step
+    plan.notes.append(f"every solution taken at max_length={work.seq_len} tokens (the worst case a batch can reach)")
 
 
 def plan_dpo(plan: StagePlan, cfg, adapter_r=None) -> None:

@@ -60,7 +60,7 @@ OVERLAY_KEYS = ("defaults", "stages")
 OVERLAY_LAYERS = {"--config": "config_file", "--set": "sets"}  # each override's place in `stage_layers`
 NOT_CONFIG = ("uses", "launch")  # stage-block keys that are not the stage's config
 # The stages whose command takes --launcher; eval and judge generate in one process.
-LAUNCHABLE = ("sft", "rm", "dpo", "kto", "grpo", "ppo")
+LAUNCHABLE = ("sft", "rm", "prm", "dpo", "kto", "grpo", "ppo")
 HINT = "fix the recipe (see `llmpost run --help`); every problem is listed above"
 
 

@@ -19,6 +19,7 @@ KEY_METRICS = {
     "grpo": ("exact_match", "reward"),
     "eval": ("exact_match",),
     "rm": ("accuracy",),  # pairwise: the held-out share of pairs ranked the right way
+    "prm": ("step_accuracy",),  # the held-out share of steps judged right, per solution
     "judge": ("ground_truth_agreement", "position_consistency"),
 }
 

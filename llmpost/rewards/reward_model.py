@@ -293,12 +293,12 @@ def score_rows(scorer: RewardModelScorer, rows: list[dict], source: str) -> tupl
         return _score_preference_rows(scorer, rows, source)
     from llmpost.data.formats import completion_text, to_sft
 
-    examples = to_sft([_with_completion(r) for r in rows], source)
+    examples = to_sft([with_completion(r) for r in rows], source)
     scores = scorer.score([e["prompt"] for e in examples], [completion_text(e["completion"]) for e in examples])
     return [{**row, "score": s} for row, s in zip(rows, scores, strict=True)], None
 
 
-def _with_completion(row: dict) -> dict:
+def with_completion(row: dict) -> dict:
     """`prompt` + `response` (a common spelling) read as `prompt` + `completion`."""
     if "completion" not in row and "prompt" in row and "response" in row:
         return {**row, "completion": row["response"]}

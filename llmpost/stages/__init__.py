@@ -16,6 +16,7 @@ STAGES: dict[str, str] = {
     "dpo": "llmpost.stages.dpo",
     "kto": "llmpost.stages.kto",
     "rm": "llmpost.stages.rm",
+    "prm": "llmpost.stages.prm",
     "judge": "llmpost.stages.judge",
     "grpo": "llmpost.stages.grpo",
     "ppo": "llmpost.stages.ppo",

@@ -35,7 +35,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from llmpost.config.base import LearningRates, TrainConfig, learning_rate_field
+from llmpost.config.base import LearningRates, TrainConfig, builtin_test_split, learning_rate_field
 from llmpost.stages.context import StageContext, StageResult, stage_inputs
 
 GATE_REPORT_DIR = "gate-failed"
@@ -52,6 +52,10 @@ class Config(TrainConfig):
     min_accuracy: float | None = Field(None, ge=0, le=1, description="quality gate: fail (exit 1) when held-out pairwise accuracy is below this")
 
     default_eval_data: ClassVar[str | None] = "builtin:arith-rankings:test"
+
+    def default_held_out(self) -> str | None:
+        """The test split of built-in training data (its own shape), else `default_eval_data`."""
+        return builtin_test_split(self.data) or self.default_eval_data
     trainer_args_from_keys: ClassVar[dict[str, str]] = {**TrainConfig.trainer_args_from_keys, "max_length": "max_length"}
 
     @model_validator(mode="after")
@@ -69,6 +73,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.models.load import load_tokenizer
     from llmpost.models.save import save_model
     from llmpost.rewards.reward_model import preference_report, score_sequences
+    from llmpost.stages.scoring_head import scorer_to_train
     from llmpost.stages.training import quiet, report_callback, resume_checkpoint
 
     src = ctx.model(cfg.model)
@@ -78,7 +83,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     held_out = comparisons(ctx.data(eval_ref).rows[: cfg.eval.max_samples], eval_ref, cfg) if eval_ref else []
 
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)
-    model = reward_model_to_train(src, cfg)
+    model = scorer_to_train(src, cfg, kind="seqcls")
     if not cfg.qlora:  # a 4-bit model is placed when loaded; evaluate where training will run
         model.to(args.device)
     train_rows, dropped = encode(train, tokenizer, cfg.max_length)
@@ -175,43 +180,6 @@ def as_dataset(rows: list[dict]):
 
 
 # --- model -----------------------------------------------------------------------------------
-
-
-def reward_model_to_train(src, cfg: Config):
-    """A one-output sequence classifier on `src`, ready to train (full, LoRA or QLoRA).
-
-    On an adapter artifact (e.g. a LoRA SFT): full training merges the adapter into the
-    base; LoRA training goes on training the SFT adapter itself (its rank and targets),
-    now as a SEQ_CLS adapter with the score head, so the saved adapter alone, on the
-    base, holds everything.
-    """
-
-    from llmpost.models.load import add_lora, load_model
-
-    model = load_model(replace(src, adapter_path=None), kind="seqcls", qlora=cfg.qlora,
-                       trust_remote_code=cfg.trust_remote_code)
-    if not src.adapter_path:
-        return add_lora(model, cfg.lora, "SEQ_CLS", qlora=cfg.qlora) if cfg.uses_lora else model
-    from peft import (
-        PeftConfig,
-        PeftModel,
-        get_peft_model_state_dict,
-        load_peft_weights,
-        set_peft_model_state_dict,
-    )
-
-    sft = PeftConfig.from_pretrained(src.adapter_path)
-    if not cfg.uses_lora:
-        sft.task_type = None  # a causal-LM adapter's weights, merged into the classifier's backbone
-        merged = PeftModel.from_pretrained(model, src.adapter_path, config=sft).merge_and_unload()
-        return merged.requires_grad_(True)  # loading an adapter for inference froze the base
-    targets = sorted(sft.target_modules) if isinstance(sft.target_modules, set) else sft.target_modules
-    settings = cfg.lora.model_copy(update={"r": sft.r, "alpha": sft.lora_alpha, "target_modules": targets})
-    model = add_lora(model, settings, "SEQ_CLS", qlora=cfg.qlora)
-    # The SFT adapter has no score head: keep the new one, take every LoRA weight from the SFT.
-    weights = {**get_peft_model_state_dict(model), **load_peft_weights(src.adapter_path)}
-    set_peft_model_state_dict(model, weights)
-    return model
 
 
 def ranking_loss(rewards, better, worse, weight, margin):
