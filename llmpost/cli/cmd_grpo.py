@@ -12,7 +12,8 @@ from llmpost.cli.training_command import TrainingOptions, training_command
 RewardOpt = Annotated[list[str] | None, typer.Option(
     "--reward", "-r",
     help="NAME[=WEIGHT], repeatable: exact_match, math, format[:REGEX], length[:min=N,max=M], "
-         "code_exec[:cpu=2,wall=5,memory_mb=512], rm:REF, judge:SPEC, path/file.py:fn, module:fn.")]
+         "code_exec[:cpu=2,wall=5,memory_mb=512], rm:REF, prm:REF[:agg=min|prod|last|mean], judge:SPEC, "
+         "path/file.py:fn, module:fn.")]
 GenerationsOpt = Annotated[int | None, typer.Option("--num-generations", "-G", help="Completions sampled per prompt.")]
 BetaOpt = Annotated[float | None, typer.Option("--beta", help="KL strength towards the starting model (0: no reference model).")]
 EpsilonOpt = Annotated[float | None, typer.Option("--epsilon", help="Clip range of the policy ratio.")]

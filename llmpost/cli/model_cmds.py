@@ -13,14 +13,19 @@ from llmpost.cli.stage_runner import console, run_stage_command
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("eval", epilog="Example: llmpost eval sft --data builtin:arith-prompts:test")
+    @app.command("eval", epilog="Examples: llmpost eval sft --data builtin:arith-prompts:test ; "
+                                "llmpost eval sft --best-of 8 --rank-by prm:prm,rm:rm,vote")
     def eval_(ref: Annotated[str, typer.Argument(help="Model: artifact ref, 'tiny', 'smollm2', local dir, .gguf file or hub id.")],
               data: Annotated[str | None, typer.Option("--data", "-d", help="Held-out rows with prompt + answer.")] = None,
               max_samples: Annotated[int | None, typer.Option(help="Evaluate at most N rows.")] = None,
+              best_of: Annotated[int | None, typer.Option("--best-of", min=1, help="Also sample N answers per problem and report the exact match of the one each --rank-by ranker picks, and of any (oracle).")] = None,
+              rank_by: Annotated[list[str] | None, typer.Option("--rank-by", metavar="RANKER", help="With --best-of: vote (majority answer), rm:REF (a reward model), prm:REF[:agg=min|prod|last|mean] (a process reward model); comma-separated or repeated, compared on the same samples in this order (default: vote).")] = None,
+              temperature: Annotated[float | None, typer.Option("--temperature", help="Sampling temperature of the --best-of answers (default 1.0).")] = None,
               out: OutOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
               print_config: PrintConfigOpt = False, store: StoreOpt = None):
-        """Held-out exact-match of a model's greedy answers; writes an `eval` artifact."""
-        flags = {"model": ref, "data": data, "max_samples": max_samples, "out": out}
+        """Held-out exact-match of a model's greedy answers and, with --best-of, of reranked samples; writes an `eval` artifact."""
+        flags = {"model": ref, "data": data, "max_samples": max_samples, "best_of": best_of, "rank_by": rank_by,
+                 "temperature": temperature, "out": out}
         run_stage_command("eval", flags=flags, config_file=config, sets=set_, print_config=print_config, store=store)
 
     @app.command(epilog='Example: llmpost generate sft "Ann has 3 pens and gets 4 more. How many pens does Ann have?"')

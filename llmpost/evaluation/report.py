@@ -42,7 +42,7 @@ INTERVALS = (f"{CONFIDENCE:.0%}: Wilson score for rates; paired bootstrap over i
 # The manifest's summary of a held-out evaluation (what `llmpost ls` and the run summary show).
 HEADLINE = ("exact_match_before", "exact_match", "exact_match_ci", "exact_match_delta", "exact_match_delta_ci")
 # Rewards a model computes: a policy can learn to please them without being right.
-LEARNED_PREFIXES = ("rm:", "judge:")
+LEARNED_PREFIXES = ("rm:", "prm:", "judge:")
 
 
 def eval_fields(before: Evaluation | None, after: Evaluation | None, stage: dict | None = None,

@@ -163,3 +163,19 @@ class ProcessRewardScorer:
         """One score per (prompt, completion text): its steps' scores aggregated (`aggregate`)."""
         steps = [split_steps(c) for c in completions]
         return [aggregate(s, how) for s in self.score_steps(prompts, steps)]
+
+
+def step_ends(text: str) -> list[int]:
+    """Where each step of `split_steps(text)` ends in `text`: the index of its last character.
+
+    One index per step, in order: the same lines as `split_steps`, so a reward for a step's
+    score can be placed where the writer finished that step (its trailing newline, and
+    any spaces before it, are not part of the step; a last line without a newline is a step).
+    """
+    ends, start = [], 0
+    for line in text.split(STEP_SEPARATOR):
+        kept = line.rstrip()
+        if kept.strip():
+            ends.append(start + len(kept) - 1)
+        start += len(line) + len(STEP_SEPARATOR)
+    return ends

@@ -12,6 +12,8 @@ one float per completion, or None where it does not apply.
     length[:min=N,max=M]       characters inside the band              0 down to -1
     code_exec[:cpu=2,wall=5]   row["tests"] passing, in a sandbox      0 .. 1
     rm:REF                     a reward-model artifact (`llmpost rm`)  the model's score
+    prm:REF[:agg=min]          a process reward model (`llmpost prm`)  its steps' (lines') scores
+                               agg: min, prod, last or mean            aggregated, 0 .. 1
     judge:SPEC                 an LLM judge (`llmpost judge`)          the judge's score
     path/to/file.py:fn         a user function, TRL's signature        what it returns
     module:fn
@@ -77,7 +79,8 @@ BUILTINS: dict[str, Builtin] = {
     "length": Builtin(length_reward, (), "0 inside a band of characters, down to -1 outside"),
     "code_exec": Builtin(code_exec_reward, ("tests",), "fraction of the `tests` column passing, sandboxed"),
 }
-PREFIXED = {"rm": "a reward-model artifact: rm:NAME", "judge": "an LLM judge: judge:SPEC"}
+PREFIXED = {"rm": "a reward-model artifact: rm:NAME", "prm": "a process reward model: prm:NAME[:agg=min]",
+            "judge": "an LLM judge: judge:SPEC"}
 
 
 def reward_names() -> list[str]:
@@ -92,6 +95,10 @@ def build_reward(name: str, store=None) -> RewardFn:
         return BUILTINS[base].make(arg or None)
     if base == "rm":
         return model_reward(arg, store)
+    if base == "prm":
+        from llmpost.rewards.process_reward import ProcessReward
+
+        return ProcessReward(arg, store)
     if base == "judge":
         return judge_reward(arg, store)
     if is_user_reference(name):
@@ -106,6 +113,11 @@ def check_reward_spec(spec: str) -> str | None:
         base, _, arg = name.partition(":")
         if base in BUILTINS:
             BUILTINS[base].make(arg or None)  # cheap: checks a regex or options
+            return None
+        if base == "prm":
+            from llmpost.rewards.process_reward import parse_prm_arg
+
+            parse_prm_arg(arg)  # the reference and `agg=`; whether it is a PRM shows when it loads
             return None
     except ConfigError as exc:
         return "; ".join(exc.problems)
@@ -124,6 +136,10 @@ def reward_model_refs(specs: Sequence[str]) -> list[str]:
         base, _, arg = name.partition(":")
         if base == "rm" and arg:
             refs.append(arg)
+        elif base == "prm" and arg:
+            from llmpost.rewards.process_reward import parse_prm_arg
+
+            refs.append(parse_prm_arg(arg)[0])
         elif base == "judge" and arg:
             from llmpost.judges.settings import parse_judge_spec
 
@@ -189,9 +205,19 @@ class CombinedReward:
     def __call__(self, prompts: list[list[dict]], completions: list[str],
                  rows: list[dict]) -> tuple[list[float], dict[str, list[float]]]:
         """(weighted total per completion, {reward name: its values}); NaN where a reward does not apply."""
-        per = {name: call_reward(name, fn, prompts, completions, rows)
-               for name, fn in zip(self.names, self.functions, strict=True)}
-        return weighted_total(list(per.values()), self.weights), per
+        per = self.values(prompts, completions, rows)
+        return self.total(per), per
+
+    def values(self, prompts: list[list[dict]], completions: list[str], rows: list[dict],
+               skip: str | None = None) -> dict[str, list[float]]:
+        """{reward name: its values}, NaN where it does not apply; `skip` names one not to run (PPO's dense PRM)."""
+        return {name: call_reward(name, fn, prompts, completions, rows)
+                for name, fn in zip(self.names, self.functions, strict=True) if name != skip}
+
+    def total(self, per: dict[str, list[float]]) -> list[float]:
+        """The weighted total per completion of the rewards in `per` (what `values` returned)."""
+        weights = dict(zip(self.names, self.weights, strict=True))
+        return weighted_total(list(per.values()), [weights[name] for name in per])
 
     def check_rows(self, rows: list[dict], source: str) -> None:
         """Fail before training when a reward needs a column the data lacks entirely."""
@@ -231,6 +257,10 @@ def display_names(specs: list[str]) -> list[str]:
             name = base
         elif base == "judge":
             name = "judge:" + public_target(spec.partition(":")[2])
+        elif base == "prm":
+            from llmpost.rewards.process_reward import display_name
+
+            name = display_name(spec.partition(":")[2])
         elif base in PREFIXED:
             name = spec
         else:

@@ -6,12 +6,15 @@
     rm:sft-rm=0.5          ("rm:sft-rm", 0.5)
     length:max=200         ("length:max=200", 1.0)   the text after the last `=` is no number
     length:max=200=0.1     ("length:max=200", 0.1)
+    prm:my-prm:agg=last    ("prm:my-prm:agg=last", 1.0)
+    prm:my-prm:agg=0.5     ("prm:my-prm:agg=0.5", 1.0)   (rejected later: agg takes a name)
 
 When a name could end in a number (a regex), write the weight explicitly: `format:a=1=1`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from llmpost.errors import ConfigError
@@ -42,6 +45,8 @@ def parse_reward_spec(spec: str) -> tuple[str, float]:
 def ends_inside_option(name: str) -> bool:
     """True for `length:max`: the text before the last "=" stops at an option key, so "=" is that option's."""
     base, _, arg = name.partition(":")
+    if base == "prm":  # prm:REF:agg=HOW; a ":" inside REF (a drive letter) is followed by no bare word
+        return re.fullmatch(r"[a-z_]+", arg.rpartition(":")[2]) is not None and ":" in arg
     if base not in KEYED_OPTIONS or not arg:
         return False
     separators = KEYED_OPTIONS[base]

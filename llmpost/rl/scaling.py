@@ -1,4 +1,4 @@
-"""Reward normalisation and clipping: keep the sequence reward on a steady scale.
+"""Reward normalisation and clipping: keep the rewards, and so the advantages, on a steady scale.
 
 Reward-model scores have an arbitrary offset and scale that drift as the policy
 improves; dividing by a running standard deviation (and optionally removing the
@@ -44,3 +44,16 @@ def scale_scores(scores: torch.Tensor, moments: RunningMoments | None, clip: flo
     if clip is not None:
         scores = scores.clamp(-clip, clip)
     return scores
+
+
+def scale_step_rewards(rewards: torch.Tensor, moments: RunningMoments | None) -> torch.Tensor:
+    """Rewards placed inside responses (`dense.py`), on the scale `scale_scores` puts sequence rewards on.
+
+    The moments are those of each response's whole reward (sequence + inside), and the mean
+    comes off once, with the sequence reward at the last token, so a response's rewards sum
+    to its whole reward normalised. Clipping stays with the sequence reward: placed rewards
+    are each a share of a bounded score.
+    """
+    if moments is None:
+        return rewards
+    return rewards / (moments.std + 1e-8)

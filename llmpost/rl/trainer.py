@@ -5,6 +5,7 @@
                  no reward applies to (NaN) is counted and left out of the update
     3. evaluate  log-probs and values under the policy, log-probs under the reference
     4. rewards   -beta * KL at every response token, plus the sequence reward at the last
+                 (and, with a step reward, each step's where the step ends: `dense.py`)
     5. GAE       advantages and value targets over response tokens, advantages whitened
     6. update    several epochs of clipped policy + value loss over shuffled minibatches,
                  each minibatch split into `grad_accum` passes; stop early when the
@@ -28,13 +29,14 @@ import torch
 from llmpost.evaluation.generation import chat_prompt
 from llmpost.evaluation.heldout import RewardWithParts
 from llmpost.rl.checkpoint import load_checkpoint, save_checkpoint
+from llmpost.rl.dense import StepRewardFn, placed_rewards
 from llmpost.rl.gae import gae_advantages
 from llmpost.rl.kl import kl_controller, kl_estimate, kl_penalized_rewards
 from llmpost.rl.losses import entropy_from_logits, policy_loss, token_logprobs, value_loss
 from llmpost.rl.masked import masked_mean, whiten
 from llmpost.rl.policy import Reference, causal_lm
 from llmpost.rl.rollout import Rollout, sample_rollout
-from llmpost.rl.scaling import RunningMoments, scale_scores
+from llmpost.rl.scaling import RunningMoments, scale_scores, scale_step_rewards
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
 from llmpost.rl.value_head import PolicyWithValue
 
@@ -69,18 +71,21 @@ class PPOTrainer:
     `batch_size` prompts per process per step, one response each; `steps` PPO steps
     (or, when <= 0, enough for `epochs` passes over the prompts). `rollouts` samples the
     responses; by default the policy itself does, with transformers' `generate`.
+    `step_reward_fn` adds rewards inside responses, each on the token that ends a step
+    (`dense.py`): a response's whole reward is then its sequence reward plus those.
     """
 
     def __init__(self, policy, reference: Reference, tokenizer, reward_fn: RewardWithParts, prompts: list[dict], *,
                  rollout: RolloutSettings, kl: KLSettings, ppo: PPOSettings, batch_size: int, grad_accum: int = 1,
                  learning_rate: float = 1e-5, steps: int = -1, epochs: float = 1.0, warmup_ratio: float = 0.0,
                  max_prompt_length: int | None = None, seed: int = 0, accelerator=None,
-                 rollouts: RolloutFn | None = None):
+                 rollouts: RolloutFn | None = None, step_reward_fn: StepRewardFn | None = None):
         from accelerate import Accelerator
 
         check_batch_sizes(batch_size, ppo.mini_batch_size, grad_accum)
         self.accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
         self.tokenizer, self.reward_fn, self.reference = tokenizer, reward_fn, reference
+        self.step_reward_fn = step_reward_fn
         self.rollout_cfg, self.kl_cfg, self.ppo = rollout, kl, ppo
         self.batch_size, self.grad_accum = batch_size, grad_accum
         self.max_prompt_length = max_prompt_length
@@ -148,10 +153,12 @@ class PPOTrainer:
         rollout = self.rollouts([chat_prompt(self.tokenizer, r["prompt"]) for r in rows])
         t1 = time.perf_counter()
         raw_scores, parts = self.score(rows, rollout)
-        all_scores = self.accelerator.gather(raw_scores)
+        in_response, step_parts = self.score_steps(rows, rollout)
+        parts = {**parts, **step_parts}
+        all_scores = self.accelerator.gather(raw_scores + in_response.sum(dim=1))  # each response's whole reward
         check_some_rewarded(all_scores)
         t2 = time.perf_counter()
-        batch, exp_stats = self.experience(rollout, raw_scores)
+        batch, exp_stats = self.experience(rollout, raw_scores, in_response)
         update_stats = self.optimise(batch)
         t3 = time.perf_counter()
 
@@ -190,11 +197,24 @@ class PPOTrainer:
         scores = torch.tensor(totals, dtype=torch.float32, device=self.accelerator.device)
         return scores, {name: nanmean(values) for name, values in parts.items()}
 
+    def score_steps(self, rows: list[dict], rollout: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
+        """Raw rewards inside the responses `[B, R]`, each on the token ending its step (all 0 without a
+        `step_reward_fn`), and the batch mean of each part it reports."""
+        device = self.accelerator.device
+        if self.step_reward_fn is None:
+            return torch.zeros(rollout.response_ids.shape, dtype=torch.float32, device=device), {}
+        placed, parts = self.step_reward_fn([r["prompt"] for r in rows], rollout.completions, rows)
+        rewards = placed_rewards(self.tokenizer, rollout.response_ids, rollout.response_mask, placed)
+        return rewards.to(device), {name: nanmean(values) for name, values in parts.items()}
+
     # -- 3-5. evaluate, rewards, GAE --------------------------------------------
 
     @torch.no_grad()
-    def experience(self, rollout: Rollout, raw_scores: torch.Tensor) -> tuple[dict, dict[str, float]]:
+    def experience(self, rollout: Rollout, raw_scores: torch.Tensor,
+                   in_response: torch.Tensor | None = None) -> tuple[dict, dict[str, float]]:
         """The rollout as tensors for the update: old log-probs, values, advantages, returns.
+
+        `raw_scores` land on each response's last token, `in_response` (`score_steps`) where they are.
 
         A response whose score is NaN (no reward applied to it) is left out of the update: its
         tokens are masked out of the rewards, advantages, whitening and losses. Were it scored
@@ -202,6 +222,8 @@ class PPOTrainer:
         """
         device = self.accelerator.device
         sampled = rollout.response_mask.to(device).float()
+        if in_response is None:
+            in_response = torch.zeros_like(sampled)
         rewarded = ~raw_scores.isnan()
         batch = {
             "input_ids": rollout.input_ids.to(device), "attention_mask": rollout.attention_mask.to(device),
@@ -223,8 +245,8 @@ class PPOTrainer:
             ref_logprobs = torch.cat([self.reference.logprobs({k: v[idx] for k, v in batch.items()}, temperature)
                                       for idx in torch.arange(len(mask)).split(self.micro_batch_size)])
 
-        if self.moments is not None:
-            all_scores = self.accelerator.gather(raw_scores)
+        if self.moments is not None:  # of each response's whole reward
+            all_scores = self.accelerator.gather(raw_scores + in_response.sum(dim=1))
             self.moments.update(all_scores[~all_scores.isnan()])
         # The 0 in place of NaN never reaches the update (those rows are masked out); it only keeps NaN
         # out of the arithmetic, where NaN * 0 would still be NaN.
@@ -232,6 +254,7 @@ class PPOTrainer:
         # The KL of every sampled response, rewarded or not: it measures the policy, not the reward.
         kl = kl_estimate(batch["old_logprobs"], ref_logprobs, self.kl_cfg.estimator) * sampled
         rewards = kl_penalized_rewards(scores, kl, mask, self.kl_ctl.value)
+        rewards = rewards + scale_step_rewards(in_response, self.moments) * mask
         advantages, returns = gae_advantages(rewards, batch["old_values"] * mask, mask, self.ppo.gamma, self.ppo.lam)
         if self.ppo.whiten_advantages:
             advantages = whiten(advantages, mask)

@@ -49,7 +49,7 @@ class Config(RewardedConfig):
     rewards: list[str] = Field(
         ["exact_match"],
         description="rewards as NAME[=WEIGHT]: exact_match, math, format[:REGEX], length[:min=N,max=M], "
-                    "code_exec, rm:REF, judge:SPEC, path/file.py:fn, module:fn",
+                    "code_exec, rm:REF, prm:REF[:agg=min|prod|last|mean], judge:SPEC, path/file.py:fn, module:fn",
     )
     system_prompt: str | None = Field(None, description="a system message put before every prompt, in training and evaluation")
     batch_size: int = Field(32, ge=1, description="completions per device per step (prompts per step = this / num_generations)")

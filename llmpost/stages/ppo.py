@@ -15,6 +15,12 @@ each reward's mean (the reward model's score for `rm:REF`) of greedy answers,
 before and after, with intervals and the paired change (`evaluation/report.py`; every
 answer in eval_items.jsonl), and the KL the policy ended at.
 
+A process reward model (`prm:REF`) is a sequence reward like any other (its step scores
+aggregated), or, with `process_rewards: dense`, rewards each step on the token that ends
+it, so GAE credits the steps one by one; the other rewards stay on the last token, and a
+response's dense rewards sum to the aggregate it would have had
+(`rewards/process_reward.py` says why that scale, `rl/dense.py` how steps find tokens).
+
 Rollouts are sampled with transformers' `generate`, or with `--vllm` by vLLM: in this
 process (`vllm_mode: colocate`, on `vllm_gpu_memory_utilization` of the GPU) or from a
 `trl vllm-serve` (`server`, at `vllm_server_url`); see `rl/vllm_rollout.py`. Either way
@@ -51,8 +57,13 @@ class Config(RewardedConfig):
     data: str = Field(DEFAULT_DATA, description="prompts to answer, with the columns the rewards read (answer, tests, ...)")
     rewards: list[str] = Field(
         ["exact_match"],
-        description="the sequence reward, summed as NAME[=WEIGHT]: rm:REF, exact_match, math, format[:REGEX], "
-                    "length[:min=N,max=M], code_exec, judge:SPEC, path/file.py:fn, module:fn",
+        description="the sequence reward, summed as NAME[=WEIGHT]: rm:REF, prm:REF[:agg=min|prod|last|mean], "
+                    "exact_match, math, format[:REGEX], length[:min=N,max=M], code_exec, judge:SPEC, "
+                    "path/file.py:fn, module:fn",
+    )
+    process_rewards: Literal["aggregate", "dense"] = Field(
+        "aggregate", description="a prm:REF reward as one score at the end (aggregate) or each step's share on the "
+                                 "token that ends the step (dense; needs exactly one prm: reward)"
     )
     batch_size: int = Field(16, ge=1, description="prompts per device per PPO step, one sampled response each")
     logging_steps: int = Field(1, ge=1, description="write metrics.jsonl every N PPO steps")
@@ -92,9 +103,20 @@ class Config(RewardedConfig):
                             f"({self.rollout.max_new_tokens}) to leave room for the prompt")
         if self.vllm_server_url and self.vllm_mode != "server":
             problems.append("vllm_server_url is read only with vllm_mode=server: set vllm_mode=server or drop it")
+        if self.process_rewards == "dense" and (n := len(process_reward_specs(self.rewards))) != 1:
+            problems.append(f"process_rewards: dense places one process reward model's step rewards, and rewards "
+                            f"holds {n} prm:REF ({', '.join(self.rewards)}): give exactly one (--reward prm:MY-PRM) "
+                            "or set process_rewards: aggregate")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def process_reward_specs(specs: list[str]) -> list[str]:
+    """The `prm:REF` rewards among `specs`."""
+    from llmpost.rewards.spec import parse_reward_spec
+
+    return [s for s in specs if parse_reward_spec(s)[0].partition(":")[0] == "prm"]
 
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
@@ -133,11 +155,13 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                                     trust_remote_code=cfg.trust_remote_code,
                                     gradient_checkpointing=cfg.gradient_checkpointing)
     rollouts = vllm_rollouts(cfg, policy, tokenizer, accelerator) if cfg.vllm else None  # None: transformers
+    sequence_reward, step_reward = training_rewards(cfg, reward)
     trainer = PPOTrainer(
-        policy, reference, tokenizer, reward, prompts, rollout=cfg.rollout, kl=cfg.kl, ppo=cfg.ppo,
+        policy, reference, tokenizer, sequence_reward, prompts, rollout=cfg.rollout, kl=cfg.kl, ppo=cfg.ppo,
         batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, learning_rate=learning_rate(cfg, src.is_tiny),
         steps=cfg.max_steps, epochs=cfg.epochs, warmup_ratio=cfg.warmup_ratio,
         max_prompt_length=max_prompt_length(cfg), seed=cfg.seed, accelerator=accelerator, rollouts=rollouts,
+        step_reward_fn=step_reward,
     )
 
     # only the main process evaluates: the others train alongside it and write nothing
@@ -164,9 +188,24 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     }.items() if v is not None}
     card = ("Trained with PPO (llmpost.rl) on rewards "
             + ", ".join(f"{r['name']} (weight {r['weight']:g})" for r in report["rewards"])
+            + ("; the process reward per step (dense)" if cfg.process_rewards == "dense" else "")
             + f"; KL penalty {cfg.kl.coef:g}" + (f" (adaptive, target {cfg.kl.target:g})" if cfg.kl.target else "")
             + f"; reference: {reference.kind}. Load it like any model: `llmpost eval --model {ctx.name}`.")
     return StageResult(metrics=metrics, eval=report, card=card)
+
+
+def training_rewards(cfg: Config, reward):
+    """(the trainer's sequence reward, its step reward or None) from the run's loaded `CombinedReward`.
+
+    Held-out evaluation always scores with `reward` itself, a PRM aggregated, so dense and
+    aggregated runs report the same figures.
+    """
+    if cfg.process_rewards != "dense":
+        return reward, None
+    from llmpost.rewards.process_reward import DenseProcessRewards
+
+    dense = DenseProcessRewards(reward)
+    return dense.sequence, dense.steps
 
 
 def make_accelerator(cfg: Config):

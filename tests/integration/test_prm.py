@@ -67,7 +67,7 @@ def test_score_gives_every_step_a_score_and_reports_step_accuracy(prm_store, tmp
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "scored.jsonl"
     proc = ok(run_cli("score", "prm", "--data", data, "--output", out, store=prm_store))
-    assert "step_accuracy=" in proc.stdout and "first_error_accuracy=" in proc.stdout
+    assert "step_accuracy=" in proc.stderr and "first_error_accuracy=" in proc.stderr  # stdout stays for data
     scored = [json.loads(line) for line in out.read_text().splitlines()]
     assert [len(r["step_scores"]) for r in scored] == [len(r["completions"]) for r in rows]
     assert all(r["score"] == min(r["step_scores"]) for r in scored)
