@@ -21,10 +21,14 @@ Errors, each at one step; every later step goes on from the wrong number, so a s
 labelled good only when it and every step before it are right (PRM800K's and
 Math-Shepherd's convention, where a step after the first error cannot lead to the answer):
 
-    slip       the result is off by 1-3          7+5=13
+    slip       the result is off by 3-8          7+5=16
     misread    the other operation, done right   7-5=2
-    carry      starts from a wrong number        13-3=10 after 7+5=12
-    final      the last line misstates the sum   #### 8 after 12-3=9
+    carry      starts from a wrong number        16-3=13 after 7+5=12
+    final      the last line misstates the sum   #### 4 after 12-3=9
+
+Wrong numbers are 3 to 8 away from the right ones: `tiny` sees numbers by their size (its number
+embeddings start on a helix, see models/tiny.py), and a PRM trained from the step SFT reached
+0.70 held-out step accuracy with misses of 1-3, 0.73 with 3-8 (1000 steps each).
 
 The SFT writer is careless the way the one of `builtin:arith-sft` is: in half the
 "loses" sentences it adds. SFT copies that, so greedy answers and a majority vote over
@@ -48,6 +52,7 @@ ITEMS = ["apples", "books", "coins", "pens", "shells", "cards", "eggs", "stamps"
 ADD = ["{n} finds {b} more.", "{n} gets {b} more.", "A friend gives {n} {b} more."]
 SUB = ["{n} gives away {b}.", "{n} loses {b}.", "{n} sells {b}."]
 ERRORS = ("slip", "misread", "carry", "final")
+MISS = (3, 8)  # how far a wrong number is from the right one (see the module docstring)
 
 
 @cache
@@ -89,14 +94,14 @@ def solve(p: dict, error: str | None = None, at: int = 0, rng: random.Random | N
             op = "+"
         start = value
         if error == "carry" and i == at:
-            start = off_by(value, rng, 1, 2)
+            start = off_by(value, rng, *MISS)
         if error == "misread" and i == at:
             op = "+" if op == "-" else "-"
         value = apply(op, start, b)
         if error == "slip" and i == at:
-            value = off_by(value, rng, 1, 3)
+            value = off_by(value, rng, *MISS)
         steps.append(f"{start}{op}{b}={value}")
-    final = off_by(value, rng, 1, 3) if error == "final" else value
+    final = off_by(value, rng, *MISS) if error == "final" else value
     return [*steps, f"#### {final}"]
 
 

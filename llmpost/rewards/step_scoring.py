@@ -9,13 +9,13 @@ def score_step_rows(scorer: ProcessRewardScorer, rows: list[dict], source: str) 
     """Rows with `step_scores` (one per step) and `score` (the weakest step's) added, and a report.
 
     Step-labelled rows (`data/steps.py`'s shapes) are scored step by step as given, and the
-    report is `evaluation/steps.step_report` against their labels. Any prompt + completion
+    report is `rewards/step_report.step_report` against their labels. Any prompt + completion
     (or SFT) row is split into steps at its lines; those have no labels and no report.
     """
     from llmpost.data.formats import completion_text, to_sft
     from llmpost.data.steps import is_step_labelled, to_step_rows
-    from llmpost.evaluation.steps import step_report
     from llmpost.rewards.reward_model import with_completion
+    from llmpost.rewards.step_report import step_report
 
     if rows and is_step_labelled(rows[0]):
         labelled = to_step_rows(rows, source)

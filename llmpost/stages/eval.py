@@ -110,15 +110,21 @@ def parse_ranker(spec: str) -> Ranker:
     if kind not in ("rm", "prm"):
         close = difflib.get_close_matches(kind, ["vote", "rm", "prm"], n=1, cutoff=0.6)
         raise ValueError(f"unknown ranker {spec!r}" + (f" (did you mean `{close[0]}`?)" if close else ""))
-    ref, has_agg, agg = rest.partition(":agg=")
-    if not ref:
+    if not rest:
         raise ValueError(f"ranker {spec!r} needs a model: {kind}:REF, e.g. {kind}:my-{kind}")
-    if has_agg and kind == "rm":
-        raise ValueError(f"ranker {spec!r}: agg is for process reward models (prm:REF:agg=...); "
-                         "a reward model gives one score")
-    if has_agg and agg not in AGGREGATIONS:
-        raise ValueError(f"ranker {spec!r}: agg must be one of {', '.join(AGGREGATIONS)}")
-    return Ranker(spec, kind, ref, agg or AGGREGATIONS[0])
+    if kind == "rm":
+        if ":agg=" in rest:
+            raise ValueError(f"ranker {spec!r}: agg is for process reward models (prm:REF:agg=...); "
+                             "a reward model gives one score")
+        return Ranker(spec, kind, rest)
+    from llmpost.errors import ConfigError
+    from llmpost.rewards.process_reward import parse_prm_arg
+
+    try:
+        ref, agg = parse_prm_arg(rest)  # read as the prm: reward reads it
+    except ConfigError as exc:
+        raise ValueError(f"ranker {spec!r}: " + "; ".join(exc.problems)) from None
+    return Ranker(spec, kind, ref, agg)
 
 
 def rankers_of(cfg: Config) -> list[Ranker]:

@@ -11,7 +11,7 @@ against the step's label in [0, 1]; every other token is context. TRL's PRMTrain
 did the same with two classes, left TRL in 2026; this one is a plain transformers
 Trainer with that loss.
 
-The held-out report (`evaluation/steps.py`): step accuracy, first-error localisation,
+The held-out report (`rewards/step_report.py`): step accuracy, first-error localisation,
 solution accuracy, each before and after training with its interval and the paired change.
 """
 
@@ -47,10 +47,10 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.data.steps import to_step_rows
-    from llmpost.evaluation.steps import step_report
     from llmpost.models.load import load_tokenizer
     from llmpost.models.save import save_model
     from llmpost.rewards.process import score_encoded, step_input_ids
+    from llmpost.rewards.step_report import step_report
     from llmpost.stages.scoring_head import scorer_to_train
     from llmpost.stages.training import quiet, report_callback, resume_checkpoint
 
@@ -183,7 +183,8 @@ def usage(name: str) -> str:
         "```",
         "",
         "With plain transformers/peft, load `model/` with `AutoModelForTokenClassification` (full model) or",
-        "`peft.AutoPeftModelForTokenClassification` (adapter + score head); feed the chat-templated prompt",
+        "`peft.AutoPeftModelForTokenClassification` (adapter + score head; pass `num_labels=1`, which the base's",
+        "config does not hold); feed the chat-templated prompt",
         "(as a generation prompt), then each step followed by a newline; a step's score is",
         "`sigmoid(logits[step's last token, 0])`.",
     ])

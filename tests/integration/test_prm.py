@@ -85,7 +85,7 @@ def test_lora_prm_saves_an_adapter_with_its_score_head(store):
     art = Store(store).resolve("prm-lora")
     config = json.loads((art.path / "model" / "adapter_config.json").read_text())
     assert config["task_type"] == "TOKEN_CLS"
-    model = AutoPeftModelForTokenClassification.from_pretrained(art.path / "model")
+    model = AutoPeftModelForTokenClassification.from_pretrained(art.path / "model", num_labels=1)  # as the card says
     assert model.base_model.model.score.out_features == 1
 
 

@@ -9,8 +9,8 @@ import pytest
 from llmpost.data.builtin import load_builtin
 from llmpost.data.steps import to_step_rows
 from llmpost.errors import DataError
-from llmpost.evaluation.steps import step_report
 from llmpost.rewards.process import aggregate, split_steps
+from llmpost.rewards.step_report import step_report
 
 EQUATION = re.compile(r"^(-?\d+)([+-])(\d+)=(-?\d+)$")
 
