@@ -21,9 +21,7 @@ would merge across a newline.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 from llmpost.errors import ModelError
 
@@ -97,25 +95,10 @@ def aggregate(scores: list[float], how: str = "min") -> float:
 
 def check_process_reward_model(src, trust_remote_code: bool = False) -> None:
     """Raise ModelError unless `src` is a token-classification model (or adapter) with one output."""
-    if src.adapter_path:
-        task = json.loads((Path(src.adapter_path) / "adapter_config.json").read_text()).get("task_type")
-        if task != "TOKEN_CLS":
-            raise ModelError(f"{src.ref!r} is a {task or 'non-classification'} adapter, not a process reward model",
-                             hint=NOT_A_PRM_HINT)
-        return
-    from transformers import AutoConfig
+    from llmpost.rewards.reward_model import check_scorer
 
-    try:
-        config = AutoConfig.from_pretrained(src.path, revision=src.revision, trust_remote_code=trust_remote_code)
-    except OSError as exc:
-        raise ModelError(f"cannot read the config of {src.ref!r}: {exc}", hint="check the model reference") from None
-    architectures = config.architectures or []
-    if not any(a.endswith("ForTokenClassification") for a in architectures):
-        raise ModelError(f"{src.ref!r} is not a process reward model (architecture: "
-                         f"{', '.join(architectures) or 'unknown'})", hint=NOT_A_PRM_HINT)
-    if config.num_labels != 1:
-        raise ModelError(f"{src.ref!r} has {config.num_labels} outputs; a process reward model has one",
-                         hint=NOT_A_PRM_HINT)
+    check_scorer(src, trust_remote_code, task="TOKEN_CLS", architecture="ForTokenClassification",
+                 what="a process reward model", hint=NOT_A_PRM_HINT)
 
 
 def is_process_reward_model(src) -> bool:

@@ -221,11 +221,17 @@ def pearson(xs: list[float], ys: list[float]) -> float | None:
 
 def check_reward_model(src, trust_remote_code: bool = False) -> None:
     """Raise ModelError unless `src` is a sequence-classification model (or adapter) with one output."""
+    check_scorer(src, trust_remote_code, task="SEQ_CLS", architecture="ForSequenceClassification",
+                 what="a reward model", hint=NOT_A_REWARD_MODEL_HINT)
+
+
+def check_scorer(src, trust_remote_code: bool, *, task: str, architecture: str, what: str, hint: str) -> None:
+    """Raise ModelError unless `src` is a one-output classifier: an adapter of peft `task`, or a model whose
+    architecture ends with `architecture`. `what` names it in the message ("a reward model")."""
     if src.adapter_path:
-        task = json.loads((Path(src.adapter_path) / "adapter_config.json").read_text()).get("task_type")
-        if task != "SEQ_CLS":
-            raise ModelError(f"{src.ref!r} is a {task or 'non-classification'} adapter, not a reward model",
-                             hint=NOT_A_REWARD_MODEL_HINT)
+        found = json.loads((Path(src.adapter_path) / "adapter_config.json").read_text()).get("task_type")
+        if found != task:
+            raise ModelError(f"{src.ref!r} is a {found or 'non-classification'} adapter, not {what}", hint=hint)
         return
     from transformers import AutoConfig
 
@@ -234,12 +240,11 @@ def check_reward_model(src, trust_remote_code: bool = False) -> None:
     except OSError as exc:
         raise ModelError(f"cannot read the config of {src.ref!r}: {exc}", hint="check the model reference") from None
     architectures = config.architectures or []
-    if not any(a.endswith("ForSequenceClassification") for a in architectures):
-        raise ModelError(f"{src.ref!r} is not a reward model (architecture: {', '.join(architectures) or 'unknown'})",
-                         hint=NOT_A_REWARD_MODEL_HINT)
+    if not any(a.endswith(architecture) for a in architectures):
+        raise ModelError(f"{src.ref!r} is not {what} (architecture: {', '.join(architectures) or 'unknown'})",
+                         hint=hint)
     if config.num_labels != 1:
-        raise ModelError(f"{src.ref!r} has {config.num_labels} outputs; a reward model has one",
-                         hint=NOT_A_REWARD_MODEL_HINT)
+        raise ModelError(f"{src.ref!r} has {config.num_labels} outputs; {what} has one", hint=hint)
 
 
 class RewardModelScorer:
