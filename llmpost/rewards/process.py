@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from llmpost.errors import ModelError
+from llmpost.rewards.reward_model import RewardModelScorer
 
 STEP_SEPARATOR = "\n"
 AGGREGATIONS = ("min", "prod", "last", "mean")
@@ -109,31 +110,16 @@ def is_process_reward_model(src) -> bool:
     return True
 
 
-class ProcessRewardScorer:
+class ProcessRewardScorer(RewardModelScorer):
     """A process reward model loaded once, scoring solutions step by step as `llmpost prm` trained it.
 
     `ref` is an `llmpost prm` artifact (NAME, NAME@vN), a local directory or a hub id;
-    `.artifact` is the store artifact (None for a plain directory), for lineage.
+    `.artifact` is the store artifact (None for a plain directory), for lineage. Loaded as a
+    reward model is (`RewardModelScorer`), as a token classifier.
     """
 
-    def __init__(self, ref: str, store, *, qlora: bool = False, batch_size: int = 32,
-                 trust_remote_code: bool = False):
-        import torch
-
-        from llmpost.models.load import load_model, load_tokenizer, resolve_model
-
-        self.source = resolve_model(ref, store)
-        check_process_reward_model(self.source, trust_remote_code)
-        self.artifact = self.source.artifact
-        self.batch_size = batch_size
-        self.tokenizer = load_tokenizer(self.source, trust_remote_code)
-        cuda = torch.cuda.is_available()
-        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
-        self.model = load_model(self.source, kind="tokcls", qlora=qlora, trust_remote_code=trust_remote_code,
-                                dtype=dtype)
-        if cuda and not qlora:
-            self.model.to("cuda")
-        self.model.eval()
+    model_kind = "tokcls"
+    check = staticmethod(check_process_reward_model)
 
     def score_steps(self, prompts: list[list[dict]], solutions: list[list[str]]) -> list[list[float]]:
         """Each solution's step scores, in order; `solutions` are lists of steps."""

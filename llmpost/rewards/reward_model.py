@@ -255,6 +255,9 @@ class RewardModelScorer:
     On a GPU the model runs there, in bfloat16 when supported.
     """
 
+    model_kind = "seqcls"  # load_model's kind
+    check = staticmethod(check_reward_model)  # raises ModelError unless the model is of this kind
+
     def __init__(self, ref: str, store, *, qlora: bool = False, batch_size: int = 32,
                  trust_remote_code: bool = False):
         import torch
@@ -262,13 +265,13 @@ class RewardModelScorer:
         from llmpost.models.load import load_model, load_tokenizer, resolve_model
 
         self.source = resolve_model(ref, store)
-        check_reward_model(self.source, trust_remote_code)
+        self.check(self.source, trust_remote_code)
         self.artifact = self.source.artifact
         self.batch_size = batch_size
         self.tokenizer = load_tokenizer(self.source, trust_remote_code)
         cuda = torch.cuda.is_available()
         dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
-        self.model = load_model(self.source, kind="seqcls", qlora=qlora, trust_remote_code=trust_remote_code,
+        self.model = load_model(self.source, kind=self.model_kind, qlora=qlora, trust_remote_code=trust_remote_code,
                                 dtype=dtype)
         if cuda and not qlora:  # a 4-bit model is already placed
             self.model.to("cuda")
