@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 SMOLLM2 := $(VENV)/.smollm2
 
-.PHONY: install smollm2 quickstart test test-slow lint bench clean
+.PHONY: install smollm2 quickstart test test-slow lint bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -47,10 +47,16 @@ lint: install
 	$(BIN)/ruff check .
 
 ## Benchmarks: ratios measured side by side in one run, written to runs/bench/results.jsonl (ignored: generated output).
+## They include the GPU kit at toy size (bench_gpu_kit.py), so bench-gpu is known to run before a GPU is there.
 bench: install smollm2
 	rm -f runs/bench/results.jsonl
 	$(BIN)/pytest -q -s -m bench tests/benchmarks
 	$(BIN)/python -m tests.benchmarks.table runs/bench/results.jsonl
+
+## The GPU kit at real shapes (Llama-3.1-8B, QLoRA): SFT vs plain TRL, DPO, GRPO, PPO, plan vs peak, ~8 min on one
+## H100/H200; the table in runs/bench-gpu/results.md and results.json.
+bench-gpu: install
+	$(BIN)/python -m tests.benchmarks.gpu_kit --size real
 
 clean:
 	rm -rf $(VENV) artifacts runs
