@@ -1,6 +1,6 @@
 """The GPU benchmark kit (issue 22): `make bench-gpu` on a GPU, `--size toy` anywhere (run by `make bench`).
 
-    python -m tests.benchmarks.gpu_kit [--size toy|real] [--out DIR] [--only sft,dpo,grpo,ppo]
+    python -m tests.benchmarks.gpu_kit [--size toy|real] [--out DIR] [--only sft,dpo,grpo,ppo] [--rl-model M]
 
 One run measures, side by side, on random-initialised models of real shapes built here:
 
@@ -23,8 +23,8 @@ because the anchors below are about the 7-8B shape. Qwen2.5-1.5B's shape (Qwen2,
 (hidden 64, 2 layers) and keeps a 4096-token vocabulary, larger than the tokenizer's, so that sampled ids
 the tokenizer does not know happen at toy size too. The tokenizer is the built-in tiny model's (a
 character tokenizer with a chat template; its ids fit any vocabulary), saved into each model dir, and the
-config's bos/eos/pad ids are its own (vLLM rows pass the run's own maximum length, so vLLM sizes its KV cache
-to the run, not to the 128K positions of the config). Weights are built on the GPU in bf16
+config's bos/eos/pad ids are its own. Positions are the real configs' (131072, 32768): vLLM rows pass the
+run's own maximum length, so vLLM sizes its KV cache to the run. Weights are built on the GPU in bf16
 (fp32 on CPU) and saved with save_pretrained, once: a rerun with the same --out reuses them.
 
 Data is built to length, so each run does what the planner assumes: SFT completions run past max_length
@@ -37,7 +37,9 @@ Measurements. Each run is its own process (its peaks never mix with another's), 
                vLLM rows also sample the device's used memory (torch.cuda.mem_get_info, every 50 ms),
                which counts vLLM's own pool, and compare the planner with that.
   step time    the median wall time between consecutive per-step rows of metrics.jsonl
-               (logging_steps=1), after the first `warmup` steps; plain TRL logs the same rows.
+               (logging_steps=1), after the first `warmup` steps; plain TRL logs the same rows. Runs
+               stay under 10 steps, so llmpost's resumable checkpoint (every max(10, steps/10) steps)
+               never lands inside the timing; plain TRL saves none either.
   tokens/s     TRL's num_tokens (non-padding input tokens) over the same steps, divided by their time.
   MFU          tokens/s x (6 N + 12 L d T) / peak bf16 FLOP/s (PaLM, Chowdhery et al. 2022, app. B):
                N = the full model's matmul parameters (every block linear and the LM head; not the
