@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from llmpost.errors import ArtifactError
+from llmpost.files import write_text
 
 SCHEMA = "llmpost.artifact/1"
 MANIFEST_FILE = "manifest.json"
@@ -92,32 +92,6 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
-    """Write `directory/manifest.json` atomically and durably.
-
-    A reader either sees no manifest or the whole one: write a temporary file,
-    fsync it, then rename it over the final name.
-    """
-    final = directory / MANIFEST_FILE
-    tmp = directory / f".{MANIFEST_FILE}.tmp"
+    """Write `directory/manifest.json` atomically and durably: a reader sees no manifest or the whole one."""
     text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    fsync_dir(directory)
-    return final
-
-
-def fsync_dir(directory: Path) -> None:
-    """Flush a directory entry (a rename) to disk; best effort where unsupported."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return write_text(directory / MANIFEST_FILE, text, durable=True)

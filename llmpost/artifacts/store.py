@@ -36,13 +36,13 @@ from llmpost.artifacts.locking import dir_in_use, hold_dir_lock, name_lock
 from llmpost.artifacts.manifest import (
     MANIFEST_FILE,
     SCHEMA,
-    fsync_dir,
     read_manifest,
     sha256_file,
     write_manifest,
 )
 from llmpost.artifacts.refs import NameRef, is_valid_name, parse_ref, validate_name, version_of_dir
 from llmpost.errors import ArtifactError
+from llmpost.files import fsync_dir, replacing
 
 DEFAULT_ROOT = "./artifacts"
 LATEST = "latest"
@@ -203,11 +203,8 @@ class Store:
         return max(self._version_numbers(name), default=0) + 1
 
     def _point_latest(self, name: str, version: int) -> None:
-        name_dir = self.root / name
-        tmp_link = name_dir / f".{LATEST}.{uuid.uuid4().hex[:8]}"
-        os.symlink(f"v{version}", tmp_link)
-        os.replace(tmp_link, name_dir / LATEST)
-        fsync_dir(name_dir)
+        with replacing(self.root / name / LATEST, durable=True) as link:
+            os.symlink(f"v{version}", link)
 
     # -- reading -----------------------------------------------------------
 

@@ -43,7 +43,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True)
+err = Console(stderr=True, emoji=False)  # messages quote user text: "prm:x:agg" is no emoji code
 
 
 def version_callback(value: bool) -> None:

@@ -20,8 +20,9 @@ def console_width(stream) -> int | None:
     return None if stream.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160
 
 
-console = Console(stderr=True, width=console_width(sys.stderr))  # progress and chatter
-results = Console(width=console_width(sys.stdout))  # the outcome: stdout, so scripts can read it
+# emoji=False: both print artifact names, refs and reward specs as written ("prm:x:agg" is no emoji code)
+console = Console(stderr=True, width=console_width(sys.stderr), emoji=False)  # progress and chatter
+results = Console(width=console_width(sys.stdout), emoji=False)  # the outcome: stdout, so scripts can read it
 
 
 def resolve_stage_config(stage: str, *, flags: dict[str, Any], config_file: Path | None = None,

@@ -63,10 +63,7 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. --set max_steps=3")
             continue
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = set_value(raw)
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -75,6 +72,23 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems, source="--set")
     return out
+
+
+def set_value(raw: str) -> Any:
+    """A `--set` value read as YAML (`3`, `true`, `[a, b]`, `{r: 8}`), else the text as given.
+
+    A mapping must be written in braces: `judge.system=Reply with one letter: A or B.` is a
+    sentence, not the mapping {"Reply with one letter": "A or B."} that YAML would read.
+    """
+    if not raw.strip():
+        return ""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, dict) and not raw.lstrip().startswith("{"):
+        return raw
+    return value
 
 
 def load_yaml(path: str | Path, what: str = "config file") -> dict[str, Any]:

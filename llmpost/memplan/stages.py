@@ -291,11 +291,18 @@ def add_eval_phase(plan: StagePlan, cfg) -> None:
 
 
 def reward_models(cfg) -> list[str]:
+    """The models that `rm:` and `prm:` rewards load (a PRM, like an RM, is a model with a one-output head)."""
+    from llmpost.rewards.process_reward import parse_prm_arg
+    from llmpost.rewards.spec import parse_reward_spec
+
     refs = []
     for spec in getattr(cfg, "rewards", []) or []:
-        name = str(spec).split("=")[0]
-        if name.startswith("rm:"):
-            refs.append(name[3:])
+        name, _ = parse_reward_spec(str(spec))
+        kind, _, arg = name.partition(":")
+        if kind == "rm":
+            refs.append(arg)
+        elif kind == "prm":
+            refs.append(parse_prm_arg(arg)[0])
     return refs
 
 

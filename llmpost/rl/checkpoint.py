@@ -10,10 +10,11 @@ saving leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
+
+from llmpost.files import replacing
 
 STATE_FILE = "ppo-state.pt"
 
@@ -33,9 +34,8 @@ def save_checkpoint(trainer, directory: Path, step: int, history: list[dict]) ->
         "beta": trainer.kl_ctl.value,
         "moments": vars(trainer.moments) if trainer.moments is not None else None,
     }
-    tmp = directory / f".{STATE_FILE}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, directory / STATE_FILE)
+    with replacing(directory / STATE_FILE) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(trainer, directory: Path | None) -> tuple[int, list[dict]]:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmpost.config.base import EvalSettings, TrainConfig
+from llmpost.files import write_text
 from llmpost.stages.context import StageContext
 
 
@@ -140,7 +140,4 @@ def keep_answers(path: Path, known: dict[str, str], evaluation) -> None:
 
 def write_answers(path: Path, answers: dict[str, str]) -> None:
     """Write atomically: a stage killed mid-write leaves the old file, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(answers))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(answers))

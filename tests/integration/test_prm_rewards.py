@@ -80,6 +80,7 @@ def test_ppo_with_dense_process_rewards_from_a_prm_artifact(prm_store):
 
 @pytest.mark.parametrize("args,message", [
     (["ppo", "--reward", "prm:prm:agg=median"], "agg must be one of min, prod, last, mean"),
+    (["ppo", "--reward", "prm:x:bad=1"], "reward prm:x:bad=1: unknown option"),  # ":x:" printed as written
     (["grpo", "--reward", "prm:tiny"], "is not a process reward model"),
     (["ppo", "--reward", "exact_match", "--process-rewards", "dense"], "give exactly one (--reward prm:MY-PRM)"),
 ])

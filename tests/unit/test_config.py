@@ -27,6 +27,11 @@ def test_parse_sets_reads_yaml_values():
         "a": {"b": 1}, "c": ["x", "y"], "d": True, "e": "hello world", "f": None}
 
 
+def test_a_set_value_with_a_colon_is_text_and_braces_make_a_mapping():
+    sets = parse_sets(["judge.system=Reply with one letter: A or B.", "lora={r: 8}"])
+    assert sets == {"judge": {"system": "Reply with one letter: A or B."}, "lora": {"r": 8}}
+
+
 def test_parse_sets_rejects_missing_equals():
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_sets(["max_steps"])

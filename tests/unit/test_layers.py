@@ -25,7 +25,7 @@ LAYERS = [
     {"judges"},
     {"evaluation", "models", "data", "artifacts", "reporting"},
     {"config", "ranks"},
-    {"errors", ""},  # "" = llmpost/__init__.py (the version)
+    {"errors", "files", ""},  # "" = llmpost/__init__.py (the version)
 ]
 
 

@@ -194,6 +194,16 @@ def test_what_each_stage_holds():
     assert "reward model Qwen/Qwen2.5-0.5B weights" in ppo and "value head" in ppo and "reference weights" not in ppo
 
 
+def test_ppo_holds_every_reward_model_it_scores_with():
+    from llmpost.memplan.stages import plan_stage
+    from llmpost.stages import load_stage
+
+    rewards = ["rm:Qwen/Qwen2.5-0.5B=0.5", "prm:Qwen/Qwen2.5-1.5B:agg=last", "exact_match"]
+    cfg = load_stage("ppo").Config(model="Qwen/Qwen2.5-1.5B", lora={"enabled": True}, rewards=rewards)
+    held = {p.name for p in plan_stage("ppo", cfg).phases["training"].parts if p.name.startswith("reward model")}
+    assert held == {"reward model Qwen/Qwen2.5-0.5B weights", "reward model Qwen/Qwen2.5-1.5B weights"}
+
+
 def test_kto_holds_what_dpo_holds_with_one_response_per_row():
     from llmpost.memplan.stages import plan_stage
     from llmpost.stages import load_stage
