@@ -70,9 +70,8 @@ def sample_answers(model, tokenizer, prompts: list[list[dict]], n: int, *, tempe
     Seeded here, not only at the stage's start, so the samples are the same whether or not
     the greedy answers before them were generated or reused.
     """
-    from transformers import set_seed
-
     from llmpost.evaluation.generation import generate
+    from llmpost.seeding import set_seed
 
     set_seed(seed)
     repeated = [prompt for prompt in prompts for _ in range(n)]

@@ -254,7 +254,7 @@ def train_on_other_rank(module, cfg, ctx) -> None:
 def run_seeded(module, cfg, ctx):
     """`module.run(cfg, ctx)` after seeding python, numpy and torch with the config's seed: every
     stage starts from the same random state for the same config, in every process of a launched run."""
-    from llmpost.stages.training import set_seed
+    from llmpost.seeding import set_seed
 
     set_seed(cfg.seed)
     return module.run(cfg, ctx)

@@ -1,4 +1,4 @@
-"""Small helpers every training stage calls: seeding, threads, the progress/metrics callback, checkpoint/resume."""
+"""Small helpers every training stage calls: threads, the progress/metrics callback, checkpoint/resume."""
 
 from __future__ import annotations
 
@@ -9,13 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from llmpost.stages.context import StageContext
-
-
-def set_seed(seed: int) -> None:
-    """Seed python, numpy and torch (all devices) for a reproducible run."""
-    from transformers import set_seed as hf_set_seed
-
-    hf_set_seed(seed)
 
 
 @contextmanager

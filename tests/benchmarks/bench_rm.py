@@ -25,7 +25,7 @@ def fresh_model():
     from transformers import AutoModelForSequenceClassification
 
     from llmpost.models.tiny import tiny_path
-    from llmpost.stages.training import set_seed
+    from llmpost.seeding import set_seed
 
     set_seed(0)
     return AutoModelForSequenceClassification.from_pretrained(tiny_path(), num_labels=1)

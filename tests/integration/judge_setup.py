@@ -20,7 +20,7 @@ import random
 import string
 from pathlib import Path
 
-from conftest import ALL_CORES, SFT_SEED_ENV, build_once, copy_tree, ok, run_cli
+from conftest import SFT_SEED_ENV, build_once, copy_tree, ok, run_cli
 
 from llmpost.data.builtin import JUDGE_TEMPLATE, load_builtin
 
@@ -77,4 +77,4 @@ def train_judge(store: Path) -> None:
                        [{"messages": r["messages"]} for r in format_judge_rows("train", 3000)])
     ok(run_cli("sft", "--model", "sft", "--data", str(data), "--out", JUDGE, "--batch-size", "16",
                "--set", f"max_steps={JUDGE_STEPS}", "--set", "eval.enabled=false", "--set", "loss_data=null",
-               store=store, env=ALL_CORES))
+               store=store))

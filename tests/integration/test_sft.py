@@ -24,7 +24,7 @@ def test_sft_artifact_is_complete_and_learns(sft_store):
     assert losses[-1] < 0.6 * losses[0], losses  # the tiny model really trains
     report = json.loads((art.path / "eval.json").read_text())
     assert report["exact_match_before"] == 0.0  # untrained tiny knows nothing
-    assert report["n_eval"] == 100
+    assert report["n_eval"] == 200
     # the gain is real: its paired 95% interval excludes 0, and each rate lies inside its own interval
     low, high = report["exact_match_delta_ci"]
     assert 0 < low <= report["exact_match_delta"] <= high, report
@@ -36,9 +36,9 @@ def test_sft_artifact_is_complete_and_learns(sft_store):
     items = [json.loads(line) for line in (art.path / report["items"]).read_text().splitlines()]
     before = [i for i in items if i["phase"] == "before"]
     after = [i for i in items if i["phase"] == "after"]
-    assert [i["index"] for i in before] == [i["index"] for i in after] == list(range(100))
+    assert [i["index"] for i in before] == [i["index"] for i in after] == list(range(200))
     assert [i["id"] for i in before] == [i["id"] for i in after]  # the same prompts, in the same order
-    assert sum(i["correct"] for i in after) / 100 == report["exact_match"]  # the items are what was counted
+    assert sum(i["correct"] for i in after) / 200 == report["exact_match"]  # the items are what was counted
     assert all(i["answer"] and i["prompt"] and "output" in i for i in after)
 
 

@@ -25,7 +25,7 @@ LAYERS = [
     {"judges"},
     {"evaluation", "models", "data", "artifacts", "reporting"},
     {"config", "ranks"},
-    {"errors", "files", ""},  # "" = llmpost/__init__.py (the version)
+    {"errors", "files", "seeding", ""},  # "" = llmpost/__init__.py (the version)
 ]
 
 
