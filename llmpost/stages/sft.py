@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from llmpost.config.base import TrainConfig
+from llmpost.config.base import TrainConfig, builtin_test_split
 from llmpost.stages.context import StageContext, StageResult, stage_inputs
 
 
 class Config(TrainConfig):
     data: str = Field("builtin:arith-sft", description="conversations: messages, prompt/completion, Alpaca or ShareGPT rows")
     loss_data: str | None = Field(
-        "builtin:arith-sft:test", description="held-out conversations for eval loss; null to skip"
+        None, description="held-out conversations for eval loss; unset: the test split of built-in training "
+                          "data (none for other data); null to skip"
     )
     packing: bool = Field(False, description="pack several short examples into one sequence")
     completion_only_loss: bool = Field(True, description="train on the completion only, not on the prompt")
@@ -31,6 +32,16 @@ class Config(TrainConfig):
         **TrainConfig.trainer_args_from_keys,
         "max_length": "max_length", "packing": "packing", "completion_only_loss": "completion_only_loss",
     }
+
+    @model_validator(mode="before")
+    @classmethod
+    def loss_data_follows_data(cls, data: Any) -> Any:
+        """Unset, `loss_data` is the test split of built-in training data: SFT on your own file gets no eval
+        loss on the built-in arithmetic. The resolved config records what was used."""
+        if isinstance(data, dict) and "loss_data" not in data:
+            source = data.get("data", cls.model_fields["data"].default)
+            data = {**data, "loss_data": builtin_test_split(source) if isinstance(source, str) else None}
+        return data
 
 
 def inputs(cfg: Config) -> dict[str, list[str]]:

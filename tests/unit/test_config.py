@@ -168,3 +168,14 @@ def test_tiny_gets_the_measured_defaults_only_for_keys_no_source_set():
     assert (given.batch_size, given.max_steps) == (16, 5)
     other = resolve(Config, [{"model": "my-sft"}])
     assert (other.batch_size, other.max_steps) == (TrainConfig().batch_size, TrainConfig().max_steps)
+
+
+def test_sft_loss_data_follows_its_training_data():
+    from llmpost.stages import load_stage
+
+    sft = load_stage("sft").Config
+    assert sft().loss_data == "builtin:arith-sft:test"
+    assert sft(data="builtin:arith-steps-sft").loss_data == "builtin:arith-steps-sft:test"
+    assert sft(data="mine.jsonl").loss_data is None  # no eval loss on the built-in arithmetic
+    assert sft(data="mine.jsonl", loss_data="held.jsonl").loss_data == "held.jsonl"
+    assert sft(loss_data=None).loss_data is None
