@@ -73,6 +73,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         processing_class=tokenizer, peft_config=peft_config,
         callbacks=[report_callback(ctx, "sft")],
     ))
+    check_rows_kept(cfg, ctx, len(train), len(trainer.train_dataset))
     trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
     after = held_out.after(trainer.model)
     eval_loss = trainer.evaluate()["eval_loss"] if loss_rows else None
@@ -84,6 +85,23 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     metrics = headline(report) | {k: v for k, v in {"eval_loss": eval_loss, "train_loss": final_loss,
                                                     "steps": trainer.state.global_step}.items() if v is not None}
     return StageResult(metrics=metrics, eval=report)
+
+
+def check_rows_kept(cfg: Config, ctx: StageContext, given: int, kept: int) -> None:
+    """TRL drops rows whose completion lies wholly past `max_length` (nothing left to learn): say so.
+
+    None left is a DataError naming the fix; TRL alone fails later with "num_samples=0".
+    """
+    from llmpost.errors import DataError
+
+    fix = f"raise max_length (now {cfg.max_length}: --set max_length=N) or shorten the prompts"
+    if kept == 0:
+        raise DataError(f"{cfg.data}: no row has a completion token within max_length={cfg.max_length} "
+                        f"tokens: the prompts fill it", hint=fix)
+    if not cfg.packing and kept < given:  # packed rows are counted after packing, so not comparable
+        ctx.console.print(f"[yellow]warning:[/yellow] {given - kept} of {given} rows of {cfg.data} have no "
+                          f"completion token within max_length={cfg.max_length} and are not trained on; {fix}",
+                          highlight=False)
 
 
 def build_sft_args(cfg: Config, ctx: StageContext, is_tiny: bool):

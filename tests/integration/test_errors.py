@@ -42,6 +42,16 @@ def test_row_in_wrong_shape_names_file_row_and_columns(store, tmp_path):
                "row 1", "question", "reply", "messages")
 
 
+def test_prompts_that_fill_max_length_leave_nothing_to_train_on(store, tmp_path):
+    data = tmp_path / "long.jsonl"
+    row = {"messages": [{"role": "user", "content": " ".join(["1+1"] * 80)}, {"role": "assistant", "content": "2"}]}
+    data.write_text((json.dumps(row) + "\n") * 4)
+    fails_with(run_cli("sft", "--data", data, "--set", "max_length=64", "--set", "max_steps=1",
+                       "--set", "eval.enabled=false", store=store),
+               "no row has a completion token within max_length=64", "--set max_length=N")
+    assert not any(store.glob("*/v*")), "nothing published"
+
+
 def test_unknown_model_ref_has_a_hint(store):
     fails_with(run_cli("sft", "--model", "no-such-model", "--set", "max_steps=1", store=store),
                "no-such-model", "hint")
