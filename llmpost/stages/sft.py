@@ -49,10 +49,15 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
+    from llmpost.data.formats import to_sft
+
+    # Rows are checked before TRL is imported (seconds): a row in the wrong shape fails at once.
+    train = to_sft(ctx.data(cfg.data).rows, cfg.data)
+    loss_rows = to_sft(ctx.data(cfg.loss_data).rows, cfg.loss_data) if cfg.eval.enabled and cfg.loss_data else None
+
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from llmpost.data.formats import to_sft
     from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.save import save_model
     from llmpost.stages.heldout import HeldOut, held_out_prompts
@@ -60,8 +65,6 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
     src = ctx.model(cfg.model)
     args = build_sft_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
-    train = to_sft(ctx.data(cfg.data).rows, cfg.data)
-    loss_rows = to_sft(ctx.data(cfg.loss_data).rows, cfg.loss_data) if cfg.eval.enabled and cfg.loss_data else None
 
     tokenizer, model, peft_config = load_trainable(src, cfg)
 
