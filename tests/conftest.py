@@ -21,8 +21,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # `make test` runs one test file per core; a CLI process taking two threads on a core another
 # worker is using makes both wait on each other (the tiny model's matrices are too small to split).
 # Measured with the other core busy, 100 SFT steps took 72 s on one thread and 138 s (176 CPU-s,
-# OpenMP threads spinning) on two: fixtures that others wait for take one thread too.
+# OpenMP threads spinning) on two.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The shared SFT is built first, while the other workers wait for it (172 s idle in one run): it takes
+# every core, its idle threads sleeping instead of spinning (85 s for those 100 steps on a busy core).
+WHILE_OTHERS_WAIT = {"OMP_NUM_THREADS": str(os.cpu_count() or 1), "OMP_WAIT_POLICY": "PASSIVE"}
 
 # Steps for the shared SFT artifact: enough that the tiny model answers in the task's
 # format (so preference/RL stages have something to improve), cheap enough for `make test`.
@@ -104,7 +107,7 @@ def sft_store(tmp_path_factory) -> Path:
     def train(store: Path) -> None:
         # evaluated on the suite's 200 held-out problems: the stages that start from it reuse these answers
         ok(run_cli("sft", "--out", "sft", "--batch-size", "32", "--set", f"max_steps={SFT_FIXTURE_STEPS}",
-                   "--set", "loss_data=null", store=store))
+                   "--set", "loss_data=null", store=store, env=WHILE_OTHERS_WAIT))
 
     seed = build_once(shared_tmp(tmp_path_factory) / "sft-seed", train)
     os.environ[SFT_SEED_ENV] = str(seed)  # for fixtures built on top of it (integration/judge_setup.py)
