@@ -93,6 +93,11 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
+    # Rows are checked before TRL is imported (seconds): a row in the wrong shape fails at once.
+    train = preference_pairs(ctx, cfg.data, cfg.expand)
+    held_out_pairs = (preference_pairs(ctx, cfg.eval_pairs, cfg.expand)[: cfg.eval.max_samples]
+                      if cfg.eval.enabled and cfg.eval_pairs else [])
+
     from datasets import Dataset
     from trl import DPOTrainer
 
@@ -105,9 +110,6 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
     src = ctx.model(cfg.model)
     args = build_dpo_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
-    train = preference_pairs(ctx, cfg.data, cfg.expand)
-    held_out_pairs = (preference_pairs(ctx, cfg.eval_pairs, cfg.expand)[: cfg.eval.max_samples]
-                      if cfg.eval.enabled and cfg.eval_pairs else [])
 
     tokenizer, model, peft_config = load_trainable(src, cfg)
     ref_model = reference_model(cfg, src)

@@ -90,6 +90,12 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
+    # Rows are checked before TRL is imported (seconds): a row in the wrong shape fails at once.
+    train = feedback_rows(ctx, cfg.data)
+    random.Random(cfg.seed).shuffle(train)  # see the module docstring: TRL keeps this order
+    held_out_feedback = (feedback_rows(ctx, cfg.eval_feedback)[: cfg.eval.max_samples]
+                         if cfg.eval.enabled and cfg.eval_feedback else [])
+
     from datasets import Dataset
     from trl import KTOTrainer
 
@@ -102,10 +108,6 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
     src = ctx.model(cfg.model)
     args = build_kto_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
-    train = feedback_rows(ctx, cfg.data)
-    random.Random(cfg.seed).shuffle(train)  # see the module docstring: TRL keeps this order
-    held_out_feedback = (feedback_rows(ctx, cfg.eval_feedback)[: cfg.eval.max_samples]
-                         if cfg.eval.enabled and cfg.eval_feedback else [])
 
     tokenizer, model, peft_config = load_trainable(src, cfg)
 

@@ -47,6 +47,12 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.data.steps import to_step_rows
+
+    # Rows are checked before TRL is imported (seconds): a row in the wrong shape fails at once.
+    eval_ref = cfg.held_out_data()
+    train = to_step_rows(ctx.data(cfg.data).rows, cfg.data)
+    held_out = to_step_rows(ctx.data(eval_ref).rows, eval_ref)[: cfg.eval.max_samples] if eval_ref else []
+
     from llmpost.models.load import load_tokenizer
     from llmpost.models.save import save_model
     from llmpost.rewards.process import score_encoded, step_input_ids
@@ -56,9 +62,6 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
     src = ctx.model(cfg.model)
     args = build_prm_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
-    eval_ref = cfg.held_out_data()
-    train = to_step_rows(ctx.data(cfg.data).rows, cfg.data)
-    held_out = to_step_rows(ctx.data(eval_ref).rows, eval_ref)[: cfg.eval.max_samples] if eval_ref else []
 
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)
     model = scorer_to_train(src, cfg, kind="tokcls")

@@ -70,6 +70,11 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
+    # Rows are checked before TRL is imported (seconds): a row in the wrong shape fails at once.
+    eval_ref = cfg.held_out_data()
+    train = comparisons(ctx.data(cfg.data).rows, cfg.data, cfg)
+    held_out = comparisons(ctx.data(eval_ref).rows[: cfg.eval.max_samples], eval_ref, cfg) if eval_ref else []
+
     from llmpost.models.load import load_tokenizer
     from llmpost.models.save import save_model
     from llmpost.rewards.reward_model import preference_report, score_sequences
@@ -78,9 +83,6 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
     src = ctx.model(cfg.model)
     args = build_rm_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
-    eval_ref = cfg.held_out_data()
-    train = comparisons(ctx.data(cfg.data).rows, cfg.data, cfg)
-    held_out = comparisons(ctx.data(eval_ref).rows[: cfg.eval.max_samples], eval_ref, cfg) if eval_ref else []
 
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)
     model = scorer_to_train(src, cfg, kind="seqcls")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
+import pytest
 from conftest import run_cli
 
 
@@ -35,11 +39,20 @@ def test_bad_value_type_names_the_key(store):
     fails_with(run_cli("sft", "--set", "max_steps=lots", store=store), "max_steps", "integer")
 
 
-def test_row_in_wrong_shape_names_file_row_and_columns(store, tmp_path):
+@pytest.mark.parametrize("command", ["sft", "dpo", "kto", "rm", "prm"])
+def test_row_in_wrong_shape_names_row_and_columns_before_the_trainer_loads(command, store, tmp_path):
+    """Every training stage reads its rows first: a bad file fails in seconds, not after TRL's import."""
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps({"question": "hi", "reply": "yo"}) + "\n")
-    fails_with(run_cli("sft", "--data", data, "--set", "max_steps=1", store=store),
-               "row 1", "question", "reply", "messages")
+    code = ("import sys; from llmpost.cli.app import main;"
+            f"sys.argv = ['llmpost', {command!r}, '--data', {str(data)!r}, '--set', 'max_steps=1']\n"
+            "try: main()\nexcept SystemExit as e: print('exit', e.code)\n"
+            "print('trl imported' if 'trl' in sys.modules else 'trl not imported')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "LLMPOST_STORE": str(store)})
+    text = fails_with(proc, "row 1", "question", "reply", code=0)
+    assert "exit 2" in proc.stdout and "trl not imported" in proc.stdout, text[-2000:]
+    assert not store.exists() or not any(store.glob("*/v*"))
 
 
 def test_prompts_that_fill_max_length_leave_nothing_to_train_on(store, tmp_path):
