@@ -88,6 +88,13 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
+    # Settings and rows are checked before TRL is imported (seconds): a mistake fails at once.
+    check_vllm(cfg)
+    src = ctx.model(cfg.model)
+    train = prompt_rows(ctx, cfg.data, cfg.system_prompt)
+    held_out_ref = cfg.held_out_data()
+    held_out_rows = prompt_rows(ctx, held_out_ref, cfg.system_prompt)[: cfg.eval.max_samples] if held_out_ref else []
+
     from datasets import Dataset
 
     from llmpost.evaluation.report import headline, write_items
@@ -102,14 +109,9 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         resume_checkpoint,
     )
 
-    check_vllm(cfg)
-    src = ctx.model(cfg.model)
     args = build_grpo_args(cfg, ctx, src.is_tiny)  # before loading: a bad `trainer:` key fails fast
     reward = CombinedReward(cfg.rewards, ctx.store)
-    train = prompt_rows(ctx, cfg.data, cfg.system_prompt)
     reward.check_rows(train, cfg.data)
-    held_out_ref = cfg.held_out_data()
-    held_out_rows = prompt_rows(ctx, held_out_ref, cfg.system_prompt)[: cfg.eval.max_samples] if held_out_ref else []
     if held_out_rows:
         reward.check_rows(held_out_rows, held_out_ref)
     else:

@@ -127,18 +127,11 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.data.formats import to_prompts
-    from llmpost.evaluation.report import headline, write_items
-    from llmpost.models.load import load_tokenizer
     from llmpost.rewards.registry import CombinedReward
-    from llmpost.rl.policy import load_policy, save_policy
-    from llmpost.rl.trainer import PPOTrainer
     from llmpost.rl.vllm_rollout import check_vllm
-    from llmpost.stages.heldout import HeldOut
-    from llmpost.stages.training import checkpoint_interval, intra_op_threads
 
+    # Settings, rewards and rows are checked before the training libraries are imported (seconds).
     check_vllm(cfg)
-    accelerator = make_accelerator(cfg)
-    is_main = ctx.is_main_process and accelerator.is_main_process
     src = ctx.model(cfg.model)
     reward = CombinedReward(cfg.rewards, ctx.store)
     prompts = to_prompts(ctx.data(cfg.data).rows, cfg.data)
@@ -147,7 +140,17 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     held_out_rows = to_prompts(ctx.data(held_out_ref).rows, held_out_ref)[: cfg.eval.max_samples] if held_out_ref else []
     if held_out_rows:
         reward.check_rows(held_out_rows, held_out_ref)
-    elif cfg.eval.enabled and is_main:
+
+    from llmpost.evaluation.report import headline, write_items
+    from llmpost.models.load import load_tokenizer
+    from llmpost.rl.policy import load_policy, save_policy
+    from llmpost.rl.trainer import PPOTrainer
+    from llmpost.stages.heldout import HeldOut
+    from llmpost.stages.training import checkpoint_interval, intra_op_threads
+
+    accelerator = make_accelerator(cfg)
+    is_main = ctx.is_main_process and accelerator.is_main_process
+    if not held_out_rows and cfg.eval.enabled and is_main:
         ctx.console.print("[yellow]no held-out prompts: set eval.data to report exact match and reward[/yellow]")
 
     tokenizer = load_tokenizer(src, cfg.trust_remote_code)
