@@ -49,6 +49,10 @@ class Config(TrainConfig):
     batch_size: int = Field(8, ge=1, description="prompts per device per step; each brings all of its ranked responses")
     pairs: Literal["all", "best_vs_rest"] = Field("all", description="pairs from a ranking of K: all K(K-1)/2, or the best against each other (K-1)")
     margin_from_scores: bool = Field(False, description="require the better reward to lead by score(better) - score(worse) (rank distance without scores)")
+    center_rewards: float = Field(
+        0.01, ge=0, description="weight of the mean squared reward in the loss (Eisenstein et al. 2023): a ranking "
+                                "fixes rewards only up to a shift per prompt; this centres every prompt's rewards "
+                                "on 0 so that they compare across prompts, as PPO needs; 0: off")
     min_accuracy: float | None = Field(None, ge=0, le=1, description="quality gate: fail (exit 1) when held-out pairwise accuracy is below this")
 
     default_eval_data: ClassVar[str | None] = "builtin:arith-rankings:test"
@@ -56,7 +60,8 @@ class Config(TrainConfig):
     def default_held_out(self) -> str | None:
         """The test split of built-in training data (its own shape), else `default_eval_data`."""
         return builtin_test_split(self.data) or self.default_eval_data
-    trainer_args_from_keys: ClassVar[dict[str, str]] = {**TrainConfig.trainer_args_from_keys, "max_length": "max_length"}
+    trainer_args_from_keys: ClassVar[dict[str, str]] = {**TrainConfig.trainer_args_from_keys, "max_length": "max_length",
+                                                        "center_rewards": "center_rewards_coefficient"}
 
     @model_validator(mode="after")
     def gate_needs_eval(self):
@@ -113,7 +118,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)
     check_gate(cfg, report, ctx)
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
-    headline = ("accuracy_before", "accuracy", "accuracy_top", "mean_margin", "reward_mean", "reward_std", "length_corr",
+    headline = ("accuracy_before", "accuracy", "accuracy_top", "accuracy_across_prompts", "mean_margin", "reward_mean", "reward_std", "length_corr",
                 "accuracy_ci", "accuracy_delta", "accuracy_delta_ci")
     metrics = {k: report.get(k) for k in headline} | {"train_loss": final_loss, "steps": trainer.state.global_step,
                                                     "train_runtime_s": round(runtime, 2)}
@@ -127,7 +132,8 @@ def build_rm_args(cfg: Config, ctx: StageContext, is_tiny: bool):
     from llmpost.stages.trainer_args import build_args
 
     # max_length is applied by `encode` (whole responses are dropped, never cut), not by TRL.
-    return build_args(RewardConfig, cfg, ctx.work_dir, is_tiny=is_tiny, from_keys=dict(max_length=None),
+    return build_args(RewardConfig, cfg, ctx.work_dir, is_tiny=is_tiny,
+                      from_keys=dict(max_length=None, center_rewards_coefficient=cfg.center_rewards or None),
                       eval_strategy="no", dataset_num_proc=None)
 
 

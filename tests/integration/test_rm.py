@@ -56,10 +56,12 @@ def test_rm_from_sft_learns_and_the_artifact_scores_with_plain_transformers(rm_s
         p.name for p in art.path.iterdir()}
     assert art.manifest["parents"][0]["id"] == Store(sft_store).resolve("sft").id
     report = json.loads((art.path / "eval.json").read_text())
-    assert {"accuracy", "accuracy_top", "mean_margin", "reward_mean", "reward_std", "length_corr"} <= set(report)
+    assert {"accuracy", "accuracy_top", "accuracy_across_prompts", "mean_margin", "reward_mean", "reward_std",
+            "length_corr"} <= set(report)
     assert report["n_prompts"] == 40 and report["n_pairs"] == 240  # 4 ranked responses -> 6 pairs each
     assert report["accuracy"] >= report["accuracy_before"] + 0.05 and report["accuracy"] >= 0.5
     assert report["mean_margin"] > 0
+    assert report["accuracy_across_prompts"] > 0.5, "rewards are centred: a best answer outscores other prompts' worst"
     for key in ("accuracy", "accuracy_before", "accuracy_delta"):  # each with its 95% interval over prompts
         assert report[f"{key}_ci"][0] <= report[key] <= report[f"{key}_ci"][1], key
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from llmpost.data.preferences import to_pairs
-from llmpost.rewards.reward_model import group_by_prompt, pearson, preference_report, reward_input_ids
+from llmpost.rewards.reward_model import (
+    group_by_prompt,
+    pearson,
+    preference_report,
+    reward_input_ids,
+    share_above,
+)
 
 ROWS = [
     {"prompt": "p1", "responses": ["best", "good", "bad", "worst"]},
@@ -54,3 +60,21 @@ def test_reward_input_is_the_chat_templated_conversation():
     tok = AutoTokenizer.from_pretrained(tiny_path())
     ids = reward_input_ids(tok, [{"role": "user", "content": "2+3?"}], "5")
     assert tok.decode(ids) == "<|user|>2+3?<|end|><|assistant|>5<|end|>"
+
+
+def test_share_above_counts_every_pair_and_ties_half():
+    highs, lows = [3.0, 1.0, 2.0], [0.0, 2.0]
+    by_pairs = sum(1.0 if h > lo else 0.5 if h == lo else 0.0 for h in highs for lo in lows) / 6
+    assert share_above(highs, lows) == pytest.approx(by_pairs) == pytest.approx(4.5 / 6)
+    assert share_above([1.0], []) is None
+
+
+def test_accuracy_across_prompts_sees_rewards_shifted_per_prompt():
+    """Right within each prompt, yet p2's worst outscores p1's best: only the across-prompts figure shows it."""
+    rows = [{"prompt": "p1", "chosen": "right", "rejected": "wrong"},
+            {"prompt": "p2", "chosen": "right", "rejected": "wrong"}]
+    shifted = preference_report(group_by_prompt(to_pairs(rows, "x")), [[1.0, 0.0], [11.0, 10.0]])
+    assert shifted["accuracy"] == 1.0
+    assert shifted["accuracy_across_prompts"] == pytest.approx(3 / 4)  # p1's right answer loses to p2's wrong one
+    centred = preference_report(group_by_prompt(to_pairs(rows, "x")), [[0.5, -0.5], [0.5, -0.5]])
+    assert centred["accuracy_across_prompts"] == 1.0
