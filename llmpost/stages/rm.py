@@ -61,7 +61,7 @@ class Config(TrainConfig):
         """The test split of built-in training data (its own shape), else `default_eval_data`."""
         return builtin_test_split(self.data) or self.default_eval_data
     trainer_args_from_keys: ClassVar[dict[str, str]] = {**TrainConfig.trainer_args_from_keys, "max_length": "max_length",
-                                                        "center_rewards": "center_rewards_coefficient"}
+                                                        "center_rewards_coefficient": "center_rewards"}
 
     @model_validator(mode="after")
     def gate_needs_eval(self):
