@@ -156,8 +156,8 @@ def preference_report(groups: list[PromptComparisons], rewards: list[list[float]
     accuracy: share of pairs ranked right (reward(better) > reward(worse)), each
     prompt weighted once as in training; accuracy_top: the same on the pairs whose
     better response is the prompt's best (does it pick out the best response?);
-    accuracy_across_prompts: the share of (best response, worst response) pairs, taken from
-    any two prompts, that the rewards order right. PPO and GRPO compare rewards across
+    accuracy_across_prompts: the share of (best response, lower-ranked response) pairs, taken
+    from any two prompts, that the rewards order right. PPO and GRPO compare rewards across
     prompts, while a ranking fixes each prompt's rewards only up to a shift: with the
     quickstart's data and no centering (`center_rewards`), right answers scored 0.53 on
     average and wrong ones 0.66. mean_margin: weighted mean of
@@ -185,11 +185,11 @@ def preference_report(groups: list[PromptComparisons], rewards: list[list[float]
     lengths = [len(t) for g in groups for t in g.responses]
     ranked = [(g, r) for g, r in zip(groups, rewards, strict=True) if min(g.ranks) != max(g.ranks)]
     bests = [x for g, r in ranked for x, rank in zip(r, g.ranks, strict=True) if rank == min(g.ranks)]
-    worsts = [x for g, r in ranked for x, rank in zip(r, g.ranks, strict=True) if rank == max(g.ranks)]
+    others = [x for g, r in ranked for x, rank in zip(r, g.ranks, strict=True) if rank != min(g.ranks)]
     return {
         "accuracy": right / total if total else None,
         "accuracy_top": mean(top),
-        "accuracy_across_prompts": share_above(bests, worsts),
+        "accuracy_across_prompts": share_above(bests, others),
         "mean_margin": margin / total if total else None,
         "reward_mean": mean(flat),
         "reward_std": std(flat),
