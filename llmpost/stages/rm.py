@@ -118,8 +118,8 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)
     check_gate(cfg, report, ctx)
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)
-    headline = ("accuracy_before", "accuracy", "accuracy_top", "accuracy_across_prompts", "mean_margin", "reward_mean", "reward_std", "length_corr",
-                "accuracy_ci", "accuracy_delta", "accuracy_delta_ci")
+    headline = ("accuracy_before", "accuracy", "accuracy_top", "accuracy_across_prompts", "mean_margin", "reward_mean",
+                "reward_std", "length_corr", "accuracy_ci", "accuracy_delta", "accuracy_delta_ci")
     metrics = {k: report.get(k) for k in headline} | {"train_loss": final_loss, "steps": trainer.state.global_step,
                                                     "train_runtime_s": round(runtime, 2)}
     return StageResult(metrics={k: v for k, v in metrics.items() if v is not None}, eval=report if after else None,
