@@ -167,9 +167,13 @@ def preference_report(groups: list[PromptComparisons], rewards: list[list[float]
     """
     right = total = margin = 0.0
     top: list[float] = []  # per prompt: accuracy on the pairs its best response is in
+    bests: list[float] = []  # every prompt's best responses' rewards, and the others', for accuracy_across_prompts
+    others: list[float] = []
     n_pairs = 0
     for group, r in zip(groups, rewards, strict=True):
         best = min(group.ranks)
+        for x, rank in zip(r, group.ranks, strict=True):
+            (bests if rank == best else others).append(x)
         top_right = top_total = 0.0
         for b, w, weight in zip(group.better, group.worse, group.weight, strict=True):
             correct = float(r[b] > r[w])
@@ -183,9 +187,6 @@ def preference_report(groups: list[PromptComparisons], rewards: list[list[float]
         top.append(top_right / top_total)
     flat = [x for r in rewards for x in r]
     lengths = [len(t) for g in groups for t in g.responses]
-    ranked = [(g, r) for g, r in zip(groups, rewards, strict=True) if min(g.ranks) != max(g.ranks)]
-    bests = [x for g, r in ranked for x, rank in zip(r, g.ranks, strict=True) if rank == min(g.ranks)]
-    others = [x for g, r in ranked for x, rank in zip(r, g.ranks, strict=True) if rank != min(g.ranks)]
     return {
         "accuracy": right / total if total else None,
         "accuracy_top": mean(top),
