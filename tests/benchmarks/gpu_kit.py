@@ -61,8 +61,9 @@ Anchors from issue 22 (the `target` column; checked at --size real, reported `n/
 Budget: `--size real` is meant to take <= 8 minutes on one H100/H200 (estimated, not yet measured: about
 30 s per 8B run for imports, loading and 4-bit quantisation, a few seconds of steps each, nine runs, plus
 writing the 16 GB random checkpoint once); each vLLM row adds vLLM's start-up. `--only` runs a subset
-(e.g. `--only sft` then `--only dpo,grpo,ppo`) when one command must stay under a time limit. `toy` takes
-about 2-3 minutes on 2 CPU cores.
+in the order given, and `sft:LENGTH` one SFT length (e.g. `--only sft:2048,ppo,dpo,grpo,sft:1024,sft:4096`:
+the anchors first), when one command must stay under a time limit; results are written after every run.
+`toy` takes about 2-3 minutes on 2 CPU cores.
 
 Output: a markdown table and the same rows as JSON (`results.md`, `results.json` under --out, default
 runs/bench-gpu), printed too, with the machine in the header. A run that fails is a row marked failed
@@ -141,7 +142,7 @@ SIZES = {
                 prompt_tokens=48, completion_tokens=16, steps=5, warmup=2, rl_steps=4, rl_warmup=1, timeout_s=300),
     "real": Size(sft_lengths=(1024, 2048, 4096), sft_batch=1, dpo_length=1024, dpo_batch=2, completions=16,
                  generations=4, prompt_tokens=256, completion_tokens=128, steps=8, warmup=3, rl_steps=4,
-                 rl_warmup=1, timeout_s=480),
+                 rl_warmup=1, timeout_s=300),
 }
 GROUPS = ("sft", "dpo", "grpo", "ppo")
 ANCHORS = {"sft 2K": "peak <= 7 GB, >= 1.0x plain tok/s", "ppo": "fits 24 GB"}
@@ -470,6 +471,7 @@ class Kit:
         self.sft_family, self.rl_family = "llama-3.1-8b", rl_family
         self.machine, self.models, self.data = machine, models, data
         self.rows: list[Row] = []
+        self.started = time.perf_counter()
 
     def label(self, family: str) -> str:
         return FAMILIES[family]["name"] + (" (toy)" if self.size_name == "toy" else "")
@@ -478,6 +480,13 @@ class Kit:
                sets: list[str], vllm: bool = False) -> Row:
         """Fill `row` from a run's outcome and its plan, and add it to the table."""
         self.rows.append(row)
+        try:
+            return self.fill(row, outcome, warmup, stage=stage, model=model, sets=sets, vllm=vllm)
+        finally:
+            self.save()
+
+    def fill(self, row: Row, outcome: Outcome, warmup: int, *, stage: str | None, model: Path,
+             sets: list[str], vllm: bool) -> Row:
         if not outcome.ok:
             row.status = f"failed: {outcome.error}"
             return row
@@ -499,11 +508,12 @@ class Kit:
                            self.size.timeout_s)
         return self.finish(row, outcome, warmup, stage=stage, model=model, sets=sets, vllm=vllm)
 
-    def run_sft(self) -> None:
+    def run_sft(self, lengths: tuple[int, ...]) -> None:
         s, model = self.size, self.models[self.sft_family]
         config = json.loads((model / "config.json").read_text())
         peak_fl = peak_flops(self.machine["device"]) if self.machine["cuda"] else None
-        for length in s.sft_lengths:
+        anchor = s.sft_lengths[1]  # the issue's 2K anchor at --size real
+        for length in lengths:
             k = f"{length // 1024}K" if length >= 1024 else str(length)
             sets = [f"data={self.data[f'sft-{length}']}", f"max_length={length}", f"batch_size={s.sft_batch}",
                     f"max_steps={s.steps}", f"learning_rate={s.sft_lr}", f"gradient_checkpointing={str(s.gradient_checkpointing).lower()}",
@@ -529,7 +539,7 @@ class Kit:
                     row.mfu = row.tokens_s * flops_per_token(config, length) / peak_fl
             if ours.tokens_s and plain.tokens_s and ours.peak_bytes and plain.peak_bytes:
                 ours.vs_plain = f"tok/s {ours.tokens_s / plain.tokens_s:.2f}x, peak {ours.peak_bytes / plain.peak_bytes:.2f}x"
-            if length == s.sft_lengths[1]:
+            if length == anchor:
                 ours.target = f"{ANCHORS['sft 2K']}; plan +-20%"
                 if self.size_name == "real" and ours.status == "ok" and ours.tokens_s and plain.tokens_s:
                     ours.details["anchor_met"] = ours.peak_bytes <= 7 * GiB and ours.tokens_s >= plain.tokens_s
@@ -583,6 +593,7 @@ class Kit:
             return
         vllm_row.target = ""
         self.rows.append(vllm_row)
+        self.save()
 
     def judge(self) -> None:
         """The `met` column: the plan within +-20% wherever a peak was measured; the issue's anchors at --size real."""
@@ -597,6 +608,17 @@ class Kit:
                 verdict = "n/a (toy)" if self.size_name == "toy" else "n/a" if anchor is None else "yes" if anchor else "NO"
                 checks.append(f"anchor {verdict}")
             row.met = ", ".join(checks)
+
+    def save(self) -> str:
+        """Judge the rows so far and write results.md and results.json: a kit cut short keeps every finished row."""
+        self.judge()
+        wall_s = time.perf_counter() - self.started
+        table = render(self, wall_s)
+        (self.out / "results.md").write_text(table)
+        (self.out / "results.json").write_text(json.dumps(
+            {"size": self.size_name, "machine": self.machine, "wall_s": round(wall_s, 1),
+             "rows": [asdict(r) | {"plan_ratio": r.plan_ratio} for r in self.rows]}, indent=1))
+        return table
 
 
 # ---------------------------------------------------------------- output
@@ -627,24 +649,46 @@ def render(kit: Kit, wall_s: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_only(text: str, size: Size) -> list[tuple[str, tuple[int, ...]]]:
+    """`--only` as (group, SFT lengths) steps in the given order; `sft:2048` is SFT at one of the size's lengths."""
+    steps = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        group, _, length = item.partition(":")
+        if group not in GROUPS or (length and group != "sft"):
+            raise ValueError(f"unknown {item!r}; choose from {','.join(GROUPS)} (sft:LENGTH for one SFT length)")
+        if not length:
+            steps.append((group, size.sft_lengths if group == "sft" else ()))
+        elif not length.isdigit() or int(length) not in size.sft_lengths:
+            raise ValueError(f"{item!r}: this size's SFT lengths are {','.join(map(str, size.sft_lengths))}")
+        else:
+            steps.append((group, (int(length),)))
+    if not steps:
+        raise ValueError("nothing to run")
+    return steps
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.gpu_kit", description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="toy", help="real shapes (GPU) or toy (CPU, minutes)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-gpu", help="results, logs, models, store")
-    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated subset of {','.join(GROUPS)}")
+    parser.add_argument("--only", default=",".join(GROUPS),
+                        help=f"comma-separated subset of {','.join(GROUPS)}, run in the order given; "
+                             "sft:LENGTH runs SFT at one length (e.g. sft:2048,ppo,sft:1024)")
     parser.add_argument("--rl-model", choices=sorted(FAMILIES), default="llama-3.1-8b", help="model of the GRPO/PPO rows")
     args = parser.parse_args(argv)
-    only = [g.strip() for g in args.only.split(",") if g.strip()]
-    if unknown := sorted(set(only) - set(GROUPS)):
-        parser.error(f"--only: unknown {unknown}; choose from {','.join(GROUPS)}")
+    try:
+        steps = parse_only(args.only, SIZES[args.size])
+    except ValueError as exc:
+        parser.error(f"--only: {exc}")
+    only = {group for group, _ in steps}
     started = time.perf_counter()
     out = args.out.resolve()
     shutil.rmtree(out / "store", ignore_errors=True)
     shutil.rmtree(out / "plain", ignore_errors=True)
     (out / "logs").mkdir(parents=True, exist_ok=True)
 
-    families = {"llama-3.1-8b"} if {"sft", "dpo"} & set(only) else set()
-    families |= {args.rl_model} if {"grpo", "ppo"} & set(only) else set()
+    families = {"llama-3.1-8b"} if {"sft", "dpo"} & only else set()
+    families |= {args.rl_model} if {"grpo", "ppo"} & only else set()
     models = {f: out / "models" / f"{f}-{args.size}" for f in sorted(families)}
     spec = json.dumps({"size": args.size, "models": {f: str(p) for f, p in models.items()},
                        "machine": str(out / "machine.json")})
@@ -658,18 +702,17 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_kit: --size real on a machine without CUDA: expect hours, not minutes", file=sys.stderr)
     data_model = models.get("llama-3.1-8b") or models[args.rl_model]
     kit = Kit(args.size, out, args.rl_model, machine, models, write_data(data_model, out / "data", SIZES[args.size]))
-    for group in GROUPS:
-        if group in only:
-            print(f"gpu_kit: {group} ...", flush=True)
-            {"sft": kit.run_sft, "dpo": kit.run_dpo, "grpo": lambda: kit.run_rl("grpo"),
-             "ppo": lambda: kit.run_rl("ppo")}[group]()
-    kit.judge()
-    table = render(kit, time.perf_counter() - started)
-    (out / "results.md").write_text(table)
-    (out / "results.json").write_text(json.dumps(
-        {"size": args.size, "machine": machine, "wall_s": round(time.perf_counter() - started, 1),
-         "rows": [asdict(r) | {"plan_ratio": r.plan_ratio} for r in kit.rows]}, indent=1))
-    print(table)
+    kit.started = started  # the wall time counts the models' building too
+    for group, lengths in steps:  # in the order given: a device budget that runs out keeps the first rows
+        print(f"gpu_kit: {group} {lengths or ''} ... ({time.perf_counter() - started:.0f} s)", flush=True)
+        if group == "sft":
+            kit.run_sft(lengths)
+        elif group == "dpo":
+            kit.run_dpo()
+        else:
+            kit.run_rl(group)
+        kit.save()  # again after the group's anchors are set
+    print(kit.save())
     print(f"written: {out / 'results.md'}, {out / 'results.json'}")
     return 0
 
