@@ -58,11 +58,11 @@ Anchors from issue 22 (the `target` column; checked at --size real, reported `n/
     allocator's reserved bytes: what a 24 GB card must hold)
   - the planner within +-20% of every measured peak
 
-Budget: `--size real` is meant to take <= 8 minutes on one H100/H200 (estimated, not yet measured: about
-30 s per 8B run for imports, loading and 4-bit quantisation, a few seconds of steps each, nine runs, plus
-writing the 16 GB random checkpoint once); each vLLM row adds vLLM's start-up. `--only` runs a subset
-in the order given, and `sft:LENGTH` one SFT length (e.g. `--only sft:2048,ppo,dpo,grpo,sft:1024,sft:4096`:
-the anchors first), when one command must stay under a time limit; results are written after every run.
+Budget: `--size real` took 447 s on one H200 (2026-12-04): 20 s to build and save the 16 GB model, then
+nine runs of 30-90 s each (imports, loading and 4-bit quantisation, then the steps); each vLLM row adds
+vLLM's start-up. `--only` runs a subset in the order given, and `sft:LENGTH` one SFT length (e.g.
+`--only sft:2048,ppo,dpo,grpo,sft:1024,sft:4096`: the anchors first), when one command must stay under a
+time limit; results are written after every run.
 `toy` takes about 2-3 minutes on 2 CPU cores.
 
 Output: a markdown table and the same rows as JSON (`results.md`, `results.json` under --out, default
