@@ -52,10 +52,13 @@ def test_toy_reward_raises_the_rate_of_its_token(sft_store, toy_files):
 
     From the SFT model (its answers are numbers, some with a 7): the untrained tiny model's
     1,100 number tokens put a 7 in nearly every random response, leaving nothing to learn.
+    At lr 1e-3 the policy moved 50-70 nats from the reference within ten steps; on one machine
+    the KL penalty then taught it to answer in 3 tokens and the rate fell (0.69 -> 0.45). At
+    3e-4 it stays within about 12 nats and keeps its length (0.19 -> 0.81 on seed 0, 0.42 -> 0.89 on seed 1).
     """
     _, reward = toy_files
     ok(run_cli("ppo", "--policy", "sft", "--reward", f"{reward}:has_seven", "--out", "toy",
-               "--max-new-tokens", "16", "--lr", "1e-3", "--set", "max_steps=25", "--set", "eval.enabled=false",
+               "--max-new-tokens", "16", "--lr", "3e-4", "--set", "max_steps=25", "--set", "eval.enabled=false",
                store=sft_store))
     art = Store(sft_store).resolve("toy")
     rows = metrics_of(art)
