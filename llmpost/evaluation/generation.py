@@ -3,23 +3,25 @@
 Eval, the judge, best-of-N and `llmpost generate` all come here. Answers differ in length
 (SmolLM2's first 200 held-out answers with 96 new tokens allowed: 61 on average, a third cut
 at 96), and a batch that decodes until its longest answer ends spends many of its steps on
-rows that are done. So a row
-leaves the batch (and its KV cache) at its end-of-turn token, and the prompts of a batch
-are of similar length (longest first), so that left padding stays short.
+rows that are done. So a row leaves the batch (and its KV cache) at its end-of-turn token,
+and the prompts of a batch are of similar length (longest first), so that left padding
+stays short.
 
 This loop decodes greedily and gives `model.generate`'s answers. Sampling goes to
 `model.generate` itself, so a seed draws the same samples as it always has; so does a model
-whose generation config asks for more than the argmax (a repetition penalty, top-k, ...).
+whose generation config changes greedy decoding (a repetition penalty, beam search, ...).
 """
 
 from __future__ import annotations
 
-# generation_config fields that change greedy decoding: a model that sets one goes to model.generate.
-NOT_APPLIED = {"repetition_penalty": 1.0, "top_k": 0, "no_repeat_ngram_size": 0, "min_new_tokens": 0,
-               "min_length": 0, "bad_words_ids": None, "suppress_tokens": None, "begin_suppress_tokens": None,
-               "forced_bos_token_id": None, "forced_eos_token_id": None, "sequence_bias": None,
-               "encoder_repetition_penalty": 1.0, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
-               "min_p": None, "renormalize_logits": False}
+# generation_config fields that change greedy decoding, with their neutral values (a model that sets
+# one goes to model.generate). Sampling-only fields (top_k, min_p, typical_p, ...) are not here:
+# model.generate ignores them when it does not sample.
+NOT_APPLIED = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+               "encoder_no_repeat_ngram_size": 0, "min_new_tokens": 0, "min_length": 0, "bad_words_ids": None,
+               "sequence_bias": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+               "forced_bos_token_id": None, "forced_eos_token_id": None, "exponential_decay_length_penalty": None,
+               "remove_invalid_values": False, "num_beams": 1, "guidance_scale": None, "watermarking_config": None}
 
 
 def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int = 32, batch_size: int = 64,

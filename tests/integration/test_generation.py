@@ -67,3 +67,18 @@ def test_sampling_draws_what_model_generate_draws_with_the_same_seed(smollm2):
                                              do_sample=True, temperature=0.9, top_p=0.95)
 
     assert sampled == tokenizer.batch_decode(tokens, skip_special_tokens=True)
+
+
+def test_only_settings_that_change_greedy_decoding_send_a_model_to_model_generate():
+    from types import SimpleNamespace
+
+    from transformers import GenerationConfig
+
+    def model(**settings):
+        return SimpleNamespace(generation_config=GenerationConfig(**settings))
+
+    assert generation.plain_greedy(model())
+    assert generation.plain_greedy(model(do_sample=True, temperature=0.7, top_k=20, top_p=0.8))  # sampling only
+    assert not generation.plain_greedy(model(repetition_penalty=1.05))
+    assert not generation.plain_greedy(model(num_beams=4))
+    assert not generation.plain_greedy(model(no_repeat_ngram_size=3))
