@@ -52,9 +52,19 @@ def run_plain(model_dir: Path, out: Path) -> list[dict]:
 
 
 def plain_main(model_dir: str, out: str) -> None:
-    """Plain TRL: GRPOTrainer + GRPOConfig + a plain exact-match reward function, nothing from llmpost's stage."""
+    """Plain TRL on the tiny model, on one thread as `llmpost grpo` runs it."""
+    import torch
+
+    torch.set_num_threads(1)
+    plain_grpo(model_dir, out, SETUP, STEPS)
+
+
+def plain_grpo(model_dir: str, out: str, setup: dict, steps: int, lora: dict | None = None) -> None:
+    """Plain TRL: GRPOTrainer + GRPOConfig (+ a peft LoraConfig) + a plain exact-match reward, nothing from
+    llmpost's stage; llmpost's own trainer defaults (cosine, no warmup, no weight decay, no checkpointing)."""
     import torch
     from datasets import Dataset
+    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
@@ -64,21 +74,22 @@ def plain_main(model_dir: str, out: str) -> None:
     def exact_match(prompts, completions, answer, **kwargs):
         return [float(is_correct(c[0]["content"], a)) for c, a in zip(completions, answer, strict=True)]
 
-    torch.set_num_threads(1)  # as `llmpost grpo` runs the tiny model
     rows = [{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["answer"]}
             for r in load_builtin("arith-prompts", "train")]
     args = GRPOConfig(
-        output_dir=str(Path(out).parent / "plain-work"), max_steps=STEPS, logging_steps=1, save_strategy="no",
-        report_to="none", per_device_train_batch_size=SETUP["batch_size"],
-        num_generations=SETUP["num_generations"], max_completion_length=SETUP["max_completion_length"],
-        temperature=SETUP["temperature"], beta=SETUP["beta"], learning_rate=SETUP["learning_rate"],
-        seed=SETUP["seed"], data_seed=SETUP["seed"], lr_scheduler_type="cosine", weight_decay=0.0, bf16=False,
-        gradient_checkpointing=False, disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+        output_dir=str(Path(out).parent / "plain-work"), max_steps=steps, logging_steps=1, save_strategy="no",
+        report_to="none", per_device_train_batch_size=setup["batch_size"], num_generations=setup["num_generations"],
+        max_completion_length=setup["max_completion_length"], temperature=setup["temperature"], beta=setup["beta"],
+        num_iterations=setup.get("num_iterations", 1), learning_rate=setup["learning_rate"], seed=setup["seed"],
+        data_seed=setup["seed"], lr_scheduler_type="cosine", warmup_steps=0, weight_decay=0.0, bf16=False,
+        activation_checkpointing=False, disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
     )
+    peft_config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                             target_modules=lora["target_modules"], task_type="CAUSAL_LM") if lora else None
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), reward_funcs=[exact_match],
                           args=args, train_dataset=Dataset.from_list(rows),
-                          processing_class=AutoTokenizer.from_pretrained(model_dir))
+                          processing_class=AutoTokenizer.from_pretrained(model_dir), peft_config=peft_config)
     trainer.train()
     Path(out).write_text(json.dumps(trainer.state.log_history))
 

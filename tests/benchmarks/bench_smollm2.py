@@ -40,6 +40,7 @@ from pathlib import Path
 import pytest
 
 from llmpost.artifacts.store import Store
+from tests.benchmarks.bench_grpo import plain_grpo
 from tests.benchmarks.bench_ppo import CHILD
 from tests.benchmarks.harness import record
 
@@ -94,41 +95,8 @@ def run_plain(model_dir: Path, out: Path) -> list[dict]:
 
 
 def plain_main(model_dir: str, out: str) -> None:
-    """Plain TRL: GRPOTrainer + GRPOConfig + a peft LoraConfig + a plain exact-match reward, nothing from llmpost's stage."""
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
-
-    from llmpost.data.builtin import load_builtin
-    from llmpost.evaluation.answers import is_correct
-
-    def exact_match(prompts, completions, answer, **kwargs):
-        return [float(is_correct(c[0]["content"], a)) for c, a in zip(completions, answer, strict=True)]
-
-    # No torch.set_num_threads: `llmpost grpo` sets none for a real model either.
-    rows = [{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["answer"]}
-            for r in load_builtin("arith-prompts", "train")]
-    args = GRPOConfig(
-        output_dir=str(Path(out).parent / "plain-work"), max_steps=STEPS, logging_steps=1, save_strategy="no",
-        report_to="none", per_device_train_batch_size=GRPO["batch_size"], num_generations=GRPO["num_generations"],
-        max_completion_length=GRPO["max_completion_length"], temperature=GRPO["temperature"], beta=GRPO["beta"],
-        num_iterations=GRPO["num_iterations"], learning_rate=GRPO["learning_rate"], seed=GRPO["seed"],
-        data_seed=GRPO["seed"], lr_scheduler_type="cosine", warmup_steps=0, weight_decay=0.0, bf16=False,
-        activation_checkpointing=False, disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0,
-    )
-    lora = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
-                      target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), reward_funcs=[exact_match],
-                          args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                          peft_config=lora)
-    trainer.train()
-    Path(out).write_text(json.dumps(trainer.state.log_history))
+    """Plain TRL with the same adapter; no torch.set_num_threads: `llmpost grpo` sets none for a real model either."""
+    plain_grpo(model_dir, out, GRPO, STEPS, lora=LORA)
 
 
 def after_warmup(rows: list[dict], key: str) -> list[float]:

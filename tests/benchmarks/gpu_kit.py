@@ -107,8 +107,11 @@ FAMILIES = {
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
     ),
 }
-TOY = {"llama-3.1-8b": dict(vocab_size=4096, hidden_size=64, intermediate_size=224, num_hidden_layers=2,
-                            num_attention_heads=4, num_key_value_heads=1),
+# Every toy linear layer has a multiple of 32 outputs and of 64 inputs: on a CPU with AVX512-BF16,
+# bitsandbytes repacks 4-bit weights for inference in such blocks and fails on others (PPO's rollout
+# failed on 1 KV head of 16 dims, then on an MLP of 224).
+TOY = {"llama-3.1-8b": dict(vocab_size=4096, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2),
        "qwen2.5-1.5b": dict(vocab_size=4096, hidden_size=64, intermediate_size=384, num_hidden_layers=2,
                             num_attention_heads=4, num_key_value_heads=2)}
 
@@ -466,12 +469,12 @@ class Kit:
     """One kit run: the models, the data, and a row per measured run."""
 
     def __init__(self, size_name: str, out: Path, rl_family: str, machine: dict, models: dict[str, Path],
-                 data: dict[str, Path]):
+                 data: dict[str, Path], started: float):
         self.size_name, self.size, self.out = size_name, SIZES[size_name], out
         self.sft_family, self.rl_family = "llama-3.1-8b", rl_family
         self.machine, self.models, self.data = machine, models, data
         self.rows: list[Row] = []
-        self.started = time.perf_counter()
+        self.started = started  # the kit's start: its wall time counts the models' building too
 
     def label(self, family: str) -> str:
         return FAMILIES[family]["name"] + (" (toy)" if self.size_name == "toy" else "")
@@ -701,8 +704,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.size == "real" and not machine["cuda"]:
         print("gpu_kit: --size real on a machine without CUDA: expect hours, not minutes", file=sys.stderr)
     data_model = models.get("llama-3.1-8b") or models[args.rl_model]
-    kit = Kit(args.size, out, args.rl_model, machine, models, write_data(data_model, out / "data", SIZES[args.size]))
-    kit.started = started  # the wall time counts the models' building too
+    kit = Kit(args.size, out, args.rl_model, machine, models, write_data(data_model, out / "data", SIZES[args.size]),
+              started)
     for group, lengths in steps:  # in the order given: a device budget that runs out keeps the first rows
         print(f"gpu_kit: {group} {lengths or ''} ... ({time.perf_counter() - started:.0f} s)", flush=True)
         if group == "sft":
