@@ -50,9 +50,11 @@ DEFAULT_DATA = "builtin:arith-prompts"
 
 
 class Config(RewardedConfig):
-    # PPO takes several updates per batch, so these sit well below the SFT defaults; the tiny
-    # model's was tuned on the built-in task.
-    default_learning_rates: ClassVar[LearningRates] = LearningRates(tiny=3e-4, lora=1e-5, full=1e-6)
+    # PPO takes several updates per batch, so these sit below the SFT defaults; the tiny model's was
+    # tuned on the built-in task. LoRA on SmolLM2 (exact match, 40 steps of 16, seed 0): at 1e-5 the
+    # policy barely moved (KL 0.03, +0.020 [-0.008, +0.048] held-out exact match); 1e-4 gave
+    # +0.078 [+0.030, +0.124] at KL 0.46.
+    default_learning_rates: ClassVar[LearningRates] = LearningRates(tiny=3e-4, lora=1e-4, full=1e-6)
     model: str = Field("tiny", description="the policy to improve (--policy): an artifact ref such as `sft`, 'tiny', a local dir or a hub id")
     data: str = Field(DEFAULT_DATA, description="prompts to answer, with the columns the rewards read (answer, tests, ...)")
     rewards: list[str] = Field(

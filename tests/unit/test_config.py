@@ -63,7 +63,7 @@ def test_load_yaml_wants_a_mapping(tmp_path):
 # Each stage's learning rates when none is given: (tiny model, LoRA, full fine-tuning).
 DEFAULT_LEARNING_RATES = {
     "sft": (3e-3, 2e-4, 2e-5), "rm": (1e-3, 2e-4, 2e-5), "dpo": (1e-4, 2e-4, 2e-5), "kto": (1e-4, 2e-4, 2e-5),
-    "grpo": (1e-4, 2e-5, 1e-6), "ppo": (3e-4, 1e-5, 1e-6),
+    "grpo": (1e-4, 2e-5, 1e-6), "ppo": (3e-4, 1e-4, 1e-6),
 }
 
 
