@@ -42,9 +42,9 @@ def run_llmpost(store: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def run_plain(model_dir: Path, out: Path) -> list[dict]:
-    """The same training with plain TRL in a fresh process (see `plain_main`); its log history."""
-    code = f"from tests.benchmarks.bench_grpo import plain_main; plain_main({str(model_dir)!r}, {str(out)!r})"
+def run_plain(model_dir: Path, out: Path, module: str = "tests.benchmarks.bench_grpo") -> list[dict]:
+    """The same training with plain TRL in a fresh process (`module`'s `plain_main`); its log history."""
+    code = f"from {module} import plain_main; plain_main({str(model_dir)!r}, {str(out)!r})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]

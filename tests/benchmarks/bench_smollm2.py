@@ -40,7 +40,7 @@ from pathlib import Path
 import pytest
 
 from llmpost.artifacts.store import Store
-from tests.benchmarks.bench_grpo import plain_grpo
+from tests.benchmarks.bench_grpo import plain_grpo, run_plain
 from tests.benchmarks.bench_ppo import CHILD
 from tests.benchmarks.harness import record
 
@@ -85,15 +85,6 @@ def per_step(rows: list[dict]) -> list[dict]:
     return [r for r in rows if "step" in r and not (r["step"] in seen or seen.add(r["step"]))]
 
 
-def run_plain(model_dir: Path, out: Path) -> list[dict]:
-    """The same GRPO training with plain TRL in a fresh process (see `plain_main`); its log history."""
-    code = f"from tests.benchmarks.bench_smollm2 import plain_main; plain_main({str(model_dir)!r}, {str(out)!r})"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(out.read_text())
-
-
 def plain_main(model_dir: str, out: str) -> None:
     """Plain TRL with the same adapter; no torch.set_num_threads: `llmpost grpo` sets none for a real model either."""
     plain_grpo(model_dir, out, GRPO, STEPS, lora=LORA)
@@ -116,7 +107,7 @@ def test_smollm2_grpo_and_ppo_step_time(smollm2_dir, tmp_path):
     ppo: list[dict] = []
     peaks: dict[str, list[float]] = {"grpo": [], "ppo": []}
     for n in range(ROUNDS):
-        plain += run_plain(smollm2_dir, tmp_path / f"plain-{n}.json")
+        plain += run_plain(smollm2_dir, tmp_path / f"plain-{n}.json", module="tests.benchmarks.bench_smollm2")
         rows, peak = run_llmpost("grpo", store, f"bench-smol-grpo-{n}", GRPO_SETS, tmp_path)
         grpo.append(rows)
         peaks["grpo"].append(peak)
