@@ -48,7 +48,8 @@ class HeldOut:
         return result
 
     def after(self, model):
-        return self.evaluate(model, None)
+        """The trained model's evaluation, in the precision it was evaluated in before training."""
+        return self.evaluate(without_autocast(model), None)
 
     def evaluate(self, model, known_outputs: dict[str, str] | None):
         from llmpost.evaluation.heldout import evaluate
@@ -58,6 +59,19 @@ class HeldOut:
         return evaluate(model, self.tokenizer, self.rows[: self.settings.max_samples],
                         max_new_tokens=self.max_new_tokens, batch_size=self.settings.batch_size,
                         reward=self.reward, known_outputs=known_outputs)
+
+
+def without_autocast(model):
+    """`model` with the mixed-precision wrapper that training put on its forward taken off.
+
+    Under bf16, accelerate wraps the trained model's forward in autocast, and it stays wrapped
+    after training: the model evaluated after would compute in bf16 where the one evaluated
+    before computed in its own precision, and the paired change would mix training with a
+    change of arithmetic. A saved model is loaded without the wrapper too.
+    """
+    from accelerate.utils import extract_model_from_parallel
+
+    return extract_model_from_parallel(model, keep_fp32_wrapper=False)
 
 
 def held_out_prompts(ctx: StageContext, cfg: TrainConfig) -> list[dict]:

@@ -95,3 +95,23 @@ def test_no_base_answers_are_kept_where_they_could_mislead(tmp_path, change):
 
     src = base_model_dir(tmp_path)
     assert base_answers(SimpleNamespace(**{**vars(src), **change}), False, 256) is None
+
+
+def test_a_model_trained_under_bf16_is_evaluated_in_its_own_precision():
+    """accelerate leaves a bf16-trained model's forward wrapped in autocast: `after` must take it off."""
+    import torch
+    from accelerate import Accelerator
+
+    from transformers import AutoModelForCausalLM
+
+    from llmpost.models.tiny import tiny_path
+    from llmpost.stages.heldout import without_autocast
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_path()).eval()
+    ids = torch.randint(3, 50, (2, 12))
+    with torch.no_grad():
+        own = model(input_ids=ids).logits
+        trained = Accelerator(cpu=True, mixed_precision="bf16").prepare_model(model)
+        wrapped = trained(input_ids=ids).logits
+        assert not torch.equal(wrapped, own)  # the wrapper computes in bf16
+        assert torch.equal(without_autocast(trained)(input_ids=ids).logits, own)
