@@ -16,6 +16,7 @@ def doctor_report() -> Table:
     for name, version in package_versions().items():
         table.add_row(name, version or "[red]not installed[/red]")
     table.add_row("device", device_line())
+    table.add_row("bf16 training", bf16_line())
     table.add_row("4-bit (QLoRA)", four_bit_line())
     table.add_row("trackers (--report-to)", trackers_line())
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -33,6 +34,15 @@ def device_line() -> str:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "MPS (Apple)"
     return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+
+
+def bf16_line() -> str:
+    """What a stage does when `bf16` is unset (models/precision.py)."""
+    from llmpost.models.precision import bf16_by_default
+
+    if bf16_by_default(is_tiny=False):
+        return "on by default (tiny: off)"
+    return "off by default (bf16 is not native here); --set bf16=true forces it"
 
 
 def four_bit_line() -> str:

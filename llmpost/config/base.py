@@ -199,7 +199,8 @@ class TrainConfig(Strict):
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA adapter settings (--lora)")
     qlora: bool = Field(False, description="load the base in 4-bit NF4 (bitsandbytes) and train LoRA on top (--qlora)")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory on large models")
-    bf16: bool | None = Field(None, description="bfloat16 mixed precision; default: on when the GPU supports it")
+    bf16: bool | None = Field(None, description="bfloat16 mixed precision; default: on a GPU that "
+                                "supports it, and on a CPU with AMX for models other than tiny")
     trust_remote_code: bool = Field(False, description="allow model repos to run their own code")
     eval: EvalSettings = Field(default_factory=EvalSettings, description="held-out evaluation settings")
     report_to: ReportTo = report_to_field()

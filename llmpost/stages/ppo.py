@@ -150,7 +150,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.stages.heldout import HeldOut
     from llmpost.stages.training import checkpoint_interval, intra_op_threads
 
-    accelerator = make_accelerator(cfg)
+    accelerator = make_accelerator(cfg, src.is_tiny)
     is_main = ctx.is_main_process and accelerator.is_main_process
     if not held_out_rows and cfg.eval.enabled and is_main:
         ctx.console.print("[yellow]no held-out prompts: set eval.data to report exact match and reward[/yellow]")
@@ -213,12 +213,14 @@ def training_rewards(cfg: Config, reward):
     return dense.sequence, dense.steps
 
 
-def make_accelerator(cfg: Config):
+def make_accelerator(cfg: Config, is_tiny: bool):
     """An Accelerator for this process: DDP under torchrun/accelerate launch, bf16 when asked or supported."""
     import torch
     from accelerate import Accelerator
 
-    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    from llmpost.models.precision import bf16_by_default
+
+    bf16 = cfg.bf16 if cfg.bf16 is not None else bf16_by_default(is_tiny)
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if bf16 else "no")
 
 

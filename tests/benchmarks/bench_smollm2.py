@@ -51,7 +51,9 @@ GRPO = dict(batch_size=COMPLETIONS, num_generations=4, max_completion_length=MAX
             num_iterations=1, learning_rate=LR, seed=0)
 REPO = Path(__file__).resolve().parents[2]
 
+# fp32 on every side, as plain TRL trains; bf16 (the default on CPUs with AMX) is measured on its own below.
 COMMON_SETS = [f"max_steps={STEPS}", "logging_steps=1", "eval.enabled=false", "rewards=[exact_match]", "seed=0",
+               "bf16=false",
                f"learning_rate={LR}", "lora.enabled=true", *(f"lora.{k}={v}" for k, v in LORA.items())]
 GRPO_SETS = [f"{k}={v}" for k, v in GRPO.items() if k not in ("learning_rate", "seed")]
 PPO_SETS = [f"batch_size={COMPLETIONS}", f"rollout.max_new_tokens={MAX_TOKENS}", "rollout.temperature=1.0",
@@ -66,12 +68,12 @@ def smollm2_dir(model_cache) -> Path:
     return Path(resolve_model(MODEL).path)
 
 
-def run_llmpost(stage: str, store: Path, name: str, sets: list[str], tmp: Path) -> tuple[list[dict], float]:
+def run_llmpost(stage: str, store: Path, name: str, sets: list[str], tmp: Path, common: list[str] = COMMON_SETS) -> tuple[list[dict], float]:
     """One `llmpost STAGE --model smollm2` run: its metrics.jsonl rows, one per step, and its peak memory in MiB."""
     peak_file = tmp / f"{name}.peak.json"
     env = {**os.environ, "LLMPOST_STORE": str(store), "HF_HUB_OFFLINE": "1", "BENCH_PEAK": str(peak_file)}
     cmd = [sys.executable, "-c", CHILD, stage, "--model", MODEL, "--out", name,
-           *[arg for s in COMMON_SETS + sets for arg in ("--set", s)]]
+           *[arg for s in common + sets for arg in ("--set", s)]]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in (Store(store).resolve(name).path / "metrics.jsonl").read_text().splitlines()]
@@ -144,3 +146,24 @@ def test_smollm2_grpo_and_ppo_step_time(smollm2_dir, tmp_path):
            generation_s=round(rollout, 3), score_s=round(statistics.median(after_warmup(ppo_rows, "time_score")), 4),
            training_s=round(statistics.median(after_warmup(ppo_rows, "time_train")), 3), step_s=round(ppo_step, 3),
            **settings)
+
+
+@pytest.mark.bench
+def test_smollm2_grpo_step_time_in_bf16(smollm2_dir, tmp_path):
+    """`llmpost grpo` in bf16 against fp32, the same steps otherwise: what the CPU's bf16 support is worth."""
+    import torch
+
+    from llmpost.models.precision import cpu_has_bf16_matmul
+
+    if not cpu_has_bf16_matmul() and not torch.cuda.is_available():
+        pytest.skip("bf16 is emulated on this CPU (no AMX): llmpost keeps fp32 here")
+    store = tmp_path / "store"
+    steps = {}
+    for precision in ("fp32", "bf16"):
+        sets = [*GRPO_SETS, f"bf16={precision == 'bf16'}"]
+        rows, _ = run_llmpost("grpo", store, f"bench-smol-grpo-{precision}", sets, tmp_path,
+                              common=[s for s in COMMON_SETS if not s.startswith("bf16=")])
+        steps[precision] = statistics.median(after_warmup(rows, "step_time"))
+    record("smollm2 grpo step time: bf16 / fp32", steps["bf16"] / steps["fp32"], "report",
+           bf16_step_s=round(steps["bf16"], 3), fp32_step_s=round(steps["fp32"], 3), completions=COMPLETIONS,
+           max_tokens=MAX_TOKENS, steps=STEPS, threads=os.environ.get("OMP_NUM_THREADS", "torch default"))

@@ -134,6 +134,26 @@ def test_gradient_checkpointing_is_off_unless_asked_for(stage, tmp_path):
     assert (off.gradient_checkpointing, on.gradient_checkpointing) == (False, True)
 
 
+@pytest.mark.parametrize("stage", ["sft", "grpo"])
+def test_bf16_by_default_only_for_real_models_where_the_cpu_computes_it(stage, tmp_path, monkeypatch):
+    """On a CPU with AMX a real model trains in bf16 unless told otherwise; tiny stays in fp32 (its measured figures)."""
+    from types import SimpleNamespace
+
+    import llmpost.models.precision as precision
+    from llmpost.stages import load_stage
+
+    module = load_stage(stage)
+    build = getattr(module, f"build_{stage}_args")
+    ctx = SimpleNamespace(work_dir=tmp_path)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    for amx in (True, False):
+        monkeypatch.setattr(precision, "cpu_has_bf16_matmul", lambda amx=amx: amx)
+        assert build(module.Config(), ctx, False).bf16 is amx  # a real model: as the CPU can
+        assert build(module.Config(), ctx, True).bf16 is False  # tiny
+        assert build(module.Config(bf16=False), ctx, False).bf16 is False  # the key decides
+    assert build(module.Config(bf16=True), ctx, True).bf16 is True
+
+
 def test_an_argument_set_from_a_key_but_not_named_is_a_bug_caught_when_building(tmp_path):
     from trl import SFTConfig
 

@@ -101,7 +101,6 @@ def test_a_model_trained_under_bf16_is_evaluated_in_its_own_precision():
     """accelerate leaves a bf16-trained model's forward wrapped in autocast: `after` must take it off."""
     import torch
     from accelerate import Accelerator
-
     from transformers import AutoModelForCausalLM
 
     from llmpost.models.tiny import tiny_path
