@@ -101,6 +101,7 @@ def test_a_model_trained_under_bf16_is_evaluated_in_its_own_precision():
     """accelerate leaves a bf16-trained model's forward wrapped in autocast: `after` must take it off."""
     import torch
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from transformers import AutoModelForCausalLM
 
     from llmpost.models.tiny import tiny_path
@@ -108,9 +109,14 @@ def test_a_model_trained_under_bf16_is_evaluated_in_its_own_precision():
 
     model = AutoModelForCausalLM.from_pretrained(tiny_path()).eval()
     ids = torch.randint(3, 50, (2, 12))
+    AcceleratorState._reset_state(True)  # accelerate keeps one state per process: another test may have set it
+    try:
+        with torch.no_grad():
+            own = model(input_ids=ids).logits
+            trained = Accelerator(cpu=True, mixed_precision="bf16").prepare_model(model)
+            wrapped = trained(input_ids=ids).logits
+    finally:
+        AcceleratorState._reset_state(True)
     with torch.no_grad():
-        own = model(input_ids=ids).logits
-        trained = Accelerator(cpu=True, mixed_precision="bf16").prepare_model(model)
-        wrapped = trained(input_ids=ids).logits
         assert not torch.equal(wrapped, own)  # the wrapper computes in bf16
         assert torch.equal(without_autocast(trained)(input_ids=ids).logits, own)
