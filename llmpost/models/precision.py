@@ -12,6 +12,11 @@ and its products are too small to gain.
 from __future__ import annotations
 
 
+def use_bf16(setting: bool | None, is_tiny: bool) -> bool:
+    """The config's `bf16` where it is set, else the default below."""
+    return setting if setting is not None else bf16_by_default(is_tiny)
+
+
 def bf16_by_default(is_tiny: bool) -> bool:
     import torch
 

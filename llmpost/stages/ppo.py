@@ -218,9 +218,9 @@ def make_accelerator(cfg: Config, is_tiny: bool):
     import torch
     from accelerate import Accelerator
 
-    from llmpost.models.precision import bf16_by_default
+    from llmpost.models.precision import use_bf16
 
-    bf16 = cfg.bf16 if cfg.bf16 is not None else bf16_by_default(is_tiny)
+    bf16 = use_bf16(cfg.bf16, is_tiny)
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if bf16 else "no")
 
 

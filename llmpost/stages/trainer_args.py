@@ -66,9 +66,9 @@ def build_args(args_cls: type, cfg: TrainConfig, work_dir: Path, *, is_tiny: boo
 
 def shared_args_from_keys(cfg: TrainConfig, is_tiny: bool) -> dict[str, Any]:
     """The arguments every stage sets from the shared keys (named in `TrainConfig.trainer_args_from_keys`)."""
-    from llmpost.models.precision import bf16_by_default
+    from llmpost.models.precision import use_bf16
 
-    bf16 = cfg.bf16 if cfg.bf16 is not None else bf16_by_default(is_tiny)
+    bf16 = use_bf16(cfg.bf16, is_tiny)
     args: dict[str, Any] = dict(
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
