@@ -54,6 +54,11 @@ def test_builtin_step_splits_share_no_problem_and_every_shape_is_consistent():
     train = {r["prompt"] for r in load_builtin("arith-steps-prompts", "train")}
     test_rows = load_builtin("arith-steps-prompts", "test")
     assert not train & {r["prompt"] for r in test_rows}
+    # The reward models train on more problems than SFT and PPO (see REWARD_MODEL_PROBLEMS), the same for both.
+    reward_train = {r["prompt"] for r in load_builtin("arith-steps", "train")}
+    assert train < reward_train and len(reward_train) > 9 * len(train)
+    assert not reward_train & {r["prompt"] for r in test_rows}
+    assert reward_train == {r["prompt"] for r in load_builtin("arith-steps-rankings", "train")}
     rankings = load_builtin("arith-steps-rankings", "test")
     for prompt_row, ranking in zip(test_rows, rankings, strict=True):
         best, *wrong = ranking["responses"]
