@@ -87,6 +87,7 @@ def problems(split: str, size: int | None = None) -> tuple[dict, ...]:
     return tuple(out)
 
 
+@cache
 def reward_model_problems(split: str) -> tuple[dict, ...]:
     """The problems of the reward models' data: REWARD_MODEL_PROBLEMS for "train" (none of them a test problem)."""
     if split != "train":
