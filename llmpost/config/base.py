@@ -102,7 +102,10 @@ class EvalSettings(Strict):
         None, ge=1, description=f"generation budget per held-out answer; default {TINY_EVAL_TOKENS} on tiny-based "
                                 f"models, {MODEL_EVAL_TOKENS} on others"
     )
-    batch_size: int = Field(64, ge=1, description="prompts generated at once during evaluation")
+    batch_size: int | None = Field(
+        None, ge=1, description="prompts generated at once during evaluation; default 64, or on a CPU as many as "
+                                "fit 2 GiB of KV cache (at most 256)"
+    )
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ class Problem:
 
 
 def sample_answers(model, tokenizer, prompts: list[list[dict]], n: int, *, temperature: float, max_new_tokens: int,
-                   batch_size: int, seed: int) -> list[list[str]]:
+                   batch_size: int | None, seed: int) -> list[list[str]]:
     """`n` sampled answers to each prompt, in one batched run: each prompt repeated `n` times.
 
     Seeded here, not only at the stage's start, so the samples are the same whether or not
@@ -81,7 +81,7 @@ def sample_answers(model, tokenizer, prompts: list[list[dict]], n: int, *, tempe
 
 
 def sample_problems(model, tokenizer, rows: list[dict], greedy: Evaluation, n: int, *, temperature: float,
-                    max_new_tokens: int, batch_size: int, seed: int) -> list[Problem]:
+                    max_new_tokens: int, batch_size: int | None, seed: int) -> list[Problem]:
     """The problems of the greedy evaluation `greedy` of `rows` that have a reference answer, each with `n` samples."""
     checked = [item for item in greedy.items if item.correct is not None]
     prompts = [rows[item.index]["prompt"] for item in checked]

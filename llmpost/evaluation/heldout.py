@@ -80,7 +80,7 @@ class Evaluation:
         return [sample(item) for item in self.items[:count]]
 
 
-def evaluate(model, tokenizer, rows: list[dict], *, max_new_tokens: int = 32, batch_size: int = 64,
+def evaluate(model, tokenizer, rows: list[dict], *, max_new_tokens: int = 32, batch_size: int | None = None,
              reward: RewardWithParts | None = None, known_outputs: dict[str, str] | None = None) -> Evaluation:
     """Greedy answers to held-out `rows` ({"prompt": messages, "answer": str | None, ...}), each checked and scored.
 

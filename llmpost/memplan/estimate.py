@@ -217,10 +217,14 @@ def frozen_model(arch: Architecture, method: str, role: str, *, kind: str = "cau
     return Part(f"{role} weights", part.bytes, part.note + " (frozen, no gradients)")
 
 
+def kv_bytes_per_token(arch: Architecture, bf16: bool) -> int:
+    """A key and a value per layer, at the precision generation runs in."""
+    return 2 * arch.layers * arch.kv_dim * (2 if bf16 else arch.weight_bytes)
+
+
 def kv_cache(arch: Architecture, sequences: int, total_len: int, bf16: bool) -> Part:
     """Generation's key/value cache plus the last position's fp32 logits."""
-    a = 2 if bf16 else arch.weight_bytes
-    cache = sequences * total_len * 2 * arch.layers * arch.kv_dim * a
+    cache = sequences * total_len * kv_bytes_per_token(arch, bf16)
     logits = sequences * arch.vocab * 4 * 2
     return Part("generation KV cache", cache + logits,
                 f"{sequences} sequences x {total_len} tokens x {arch.layers} blocks x 2 x {arch.kv_dim}")

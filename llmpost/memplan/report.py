@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmpost.errors import ConfigError
+from llmpost.evaluation.generation import FIXED_BATCH
 from llmpost.memplan.stages import GiB, StagePlan
 
 SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -73,7 +74,7 @@ def size_ladders(stage: str, cfg) -> list[list[dict[str, Any]]]:
         rungs.append({"batch_size": batch, "grad_accum": accum})
     ladders.append(rungs)
     settings, rungs = getattr(cfg, "eval", None), []
-    eval_batch = settings.batch_size if settings is not None and settings.enabled else 0
+    eval_batch = (settings.batch_size or FIXED_BATCH) if settings is not None and settings.enabled else 0
     while eval_batch > 8:  # the held-out generation can be the peak on its own
         eval_batch //= 2
         rungs.append({"eval.batch_size": eval_batch})

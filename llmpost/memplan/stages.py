@@ -28,12 +28,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llmpost.config.base import MODEL_EVAL_TOKENS
+from llmpost.evaluation.generation import default_batch
 from llmpost.memplan.architecture import Architecture, find_architecture
 from llmpost.memplan.estimate import (
     Estimate,
     Part,
     Workload,
     frozen_model,
+    kv_bytes_per_token,
     kv_cache,
     lm_head,
     train_step,
@@ -269,8 +271,9 @@ def plan_inference(plan: StagePlan, cfg) -> None:
     bf16 = bf16_of(cfg, plan.device)
     method = "qlora" if getattr(cfg, "qlora", False) else "full"
     est = Estimate(resident=[weights(plan.arch, method)])
-    batch = int(getattr(cfg, "batch_size", 64)) * int(getattr(cfg, "samples", 1))
     new = getattr(cfg, "max_new_tokens", None) or MODEL_EVAL_TOKENS
+    prompts = getattr(cfg, "batch_size", None) or default_eval_batch(plan, 512 + new, bf16)
+    batch = prompts * int(getattr(cfg, "samples", 1))
     est.transient.append(kv_cache(plan.arch, batch, 512 + new, bf16))
     plan.phases["generation"] = est
     plan.notes.append(f"prompts taken at 512 tokens + {new} generated, {batch} sequences at once")
@@ -284,10 +287,17 @@ def add_eval_phase(plan: StagePlan, cfg) -> None:
     train = plan.phases["training"]
     est = Estimate(resident=list(train.resident))
     new = cfg.eval_tokens(is_tiny=False)  # a real model's budget: tiny's is smaller and its memory no concern
-    est.transient.append(kv_cache(plan.arch, settings.batch_size, seq_len_of(cfg) + new, bf16_of(cfg, plan.device)))
+    total, bf16 = seq_len_of(cfg) + new, bf16_of(cfg, plan.device)
+    batch = settings.batch_size or default_eval_batch(plan, total, bf16)
+    est.transient.append(kv_cache(plan.arch, batch, total, bf16))
     plan.phases["evaluation"] = est
-    plan.notes.append(f"held-out evaluation generates {settings.batch_size} prompts at once, each taken at "
+    plan.notes.append(f"held-out evaluation generates {batch} prompts at once, each taken at "
                       f"max_length + {new} tokens (lower eval.batch_size if it is the peak)")
+
+
+def default_eval_batch(plan: StagePlan, total_len: int, bf16: bool) -> int:
+    """The prompts generated at once when the config leaves it to the device (generation.default_batch)."""
+    return default_batch(plan.device, total_len * kv_bytes_per_token(plan.arch, bf16))
 
 
 def reward_models(cfg) -> list[str]:

@@ -24,7 +24,7 @@ from rich.console import Console
 from llmpost.artifacts.store import Artifact, Store
 from llmpost.errors import ConfigError, LlmpostError
 from llmpost.pipeline.dag import ancestors
-from llmpost.pipeline.execute import NOT_FINGERPRINTED, fingerprint_of, work_dir_for
+from llmpost.pipeline.execute import fingerprint_of, fingerprinted, work_dir_for
 from llmpost.pipeline.recipe import Recipe, StageSpec, with_refs
 from llmpost.stages import load_stage
 from llmpost.stages.context import StageContext
@@ -157,8 +157,8 @@ def what_changed(store: Store, name: str, cfg: BaseModel, ctx: StageContext) -> 
 def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """`key: old -> new` for every dotted key that differs (those the fingerprint leaves out aside)."""
     flat_old, flat_new = flatten(old), flatten(new)
-    keys = [k for k in flat_new if k.split(".")[0] not in NOT_FINGERPRINTED]
-    keys += [k for k in flat_old if k not in flat_new and k.split(".")[0] not in NOT_FINGERPRINTED]
+    keys = [k for k in flat_new if fingerprinted(k)]
+    keys += [k for k in flat_old if k not in flat_new and fingerprinted(k)]
     return [f"{k}: {short(flat_old.get(k))} -> {short(flat_new.get(k))}" for k in keys
             if flat_old.get(k) != flat_new.get(k)]
 

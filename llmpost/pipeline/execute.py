@@ -48,16 +48,28 @@ class Outcome:
     resumed_from_step: int | None = None  # set when an interrupted run was continued from a checkpoint
 
 
-# Config keys that name or watch a run without changing what it makes: not part of the fingerprint,
-# so turning a tracker on neither reruns a stage a recipe could reuse nor loses an interrupted run's checkpoints.
-NOT_FINGERPRINTED = ("out", "report_to")
+# Config keys (dotted paths) that name or watch a run, or set how fast it runs, without changing what it
+# makes: not part of the fingerprint, so turning a tracker on, or sizing the held-out generation's batch to
+# the machine, neither reruns a stage a recipe could reuse nor loses an interrupted run's checkpoints.
+# (Greedy answers do not depend on the batch: tests/integration/test_generation.py checks it.)
+NOT_FINGERPRINTED = ("out", "report_to", "eval.batch_size")
+
+
+def fingerprinted(key: str) -> bool:
+    """Whether the dotted config key `key` counts in the fingerprint."""
+    return not any(key == path or key.startswith(f"{path}.") for path in NOT_FINGERPRINTED)
 
 
 def fingerprint_of(stage: str, cfg: BaseModel, ctx: StageContext) -> str:
     """What makes two runs the same: stage, resolved config (minus `NOT_FINGERPRINTED`), inputs' identities."""
     config = cfg.model_dump(mode="json")
-    for key in NOT_FINGERPRINTED:
-        config.pop(key, None)
+    for path in NOT_FINGERPRINTED:
+        *parents, key = path.split(".")
+        section = config
+        for name in parents:
+            section = section.get(name) if isinstance(section, dict) else None
+        if isinstance(section, dict):
+            section.pop(key, None)
     return sha256_json({
         "stage": stage,
         "config": config,

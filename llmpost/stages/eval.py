@@ -53,7 +53,10 @@ class Config(Strict):
         None, ge=1, description=f"generation budget per answer; default {TINY_EVAL_TOKENS} on tiny-based models, "
                                 f"{MODEL_EVAL_TOKENS} on others"
     )
-    batch_size: int = Field(64, ge=1, description="prompts generated at once")
+    batch_size: int | None = Field(
+        None, ge=1, description="prompts generated at once; default 64, or on a CPU's greedy answers as many as fit "
+                                "2 GiB of KV cache (at most 256)"
+    )
     best_of: int | None = Field(
         None, ge=1, description="also sample N answers per problem and report the one each ranker picks "
                                 "(--best-of); None = off"

@@ -24,6 +24,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from llmpost.config.base import LearningRates, TrainConfig, builtin_test_split, learning_rate_field
+from llmpost.evaluation.generation import FIXED_BATCH
 from llmpost.stages.context import StageContext, StageResult, stage_inputs
 
 
@@ -73,11 +74,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                           "tokens were left out")
     held_ids = [step_input_ids(tokenizer, row.prompt, row.steps) for row in held_out]
 
-    before = score_encoded(model, held_ids, cfg.eval.batch_size) if held_out else None
+    before = score_encoded(model, held_ids, cfg.eval.batch_size or FIXED_BATCH) if held_out else None
     trainer = quiet(step_trainer_class()(model=model, args=args, train_dataset=as_dataset(train_rows),
                                          processing_class=tokenizer, callbacks=[report_callback(ctx, "prm")]))
     runtime = trainer.train(resume_from_checkpoint=resume_checkpoint(ctx)).metrics["train_runtime"]
-    after = score_encoded(trainer.model, held_ids, cfg.eval.batch_size) if held_out else None
+    after = score_encoded(trainer.model, held_ids, cfg.eval.batch_size or FIXED_BATCH) if held_out else None
 
     report = (step_report(held_out, after, before) | {"eval_data": eval_ref}) if held_out else None
     save_model(trainer.model, tokenizer, ctx.out_dir / "model", src)

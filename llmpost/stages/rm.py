@@ -36,6 +36,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from llmpost.config.base import LearningRates, TrainConfig, builtin_test_split, learning_rate_field
+from llmpost.evaluation.generation import FIXED_BATCH
 from llmpost.stages.context import StageContext, StageResult, stage_inputs
 
 GATE_REPORT_DIR = "gate-failed"
@@ -100,7 +101,7 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
     def evaluate(m) -> tuple[dict, list[float]]:
         """The held-out report, and each prompt's accuracy (for the intervals)."""
-        flat = score_sequences(m, [ids for row in held_rows for ids in row["response_ids"]], cfg.eval.batch_size)
+        flat = score_sequences(m, [ids for row in held_rows for ids in row["response_ids"]], cfg.eval.batch_size or FIXED_BATCH)
         rewards, start = [], 0
         for g in held_out:
             rewards.append(flat[start : start + len(g.responses)])
