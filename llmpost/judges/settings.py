@@ -49,7 +49,8 @@ class JudgeSettings(Strict):
     principles: list[str] = Field(default_factory=list, description="rubric the judge applies, numbered into {principles} or the system message")
     max_new_tokens: int = Field(32, ge=1, description="longest judge reply: room to work the answer out before the verdict")
     temperature: float = Field(0.0, ge=0, description="judge sampling temperature; 0 = greedy, reproducible verdicts")
-    batch_size: int = Field(64, ge=1, description="local: judge prompts generated at once")
+    batch_size: int | None = Field(None, ge=1, description="local: judge prompts generated at once; default 64, or on a CPU's "
+                                                         "greedy judge as many as fit 2 GiB of KV cache (at most 256)")
     load_in_4bit: bool = Field(False, description="local: load the judge in 4-bit NF4 (bitsandbytes)")
     trust_remote_code: bool = Field(False, description="local: allow the judge's repo to run its own code")
     timeout_s: float = Field(60.0, gt=0, description="HTTP: seconds to wait for one reply before retrying")
