@@ -44,8 +44,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
     ids = [tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
     greedy = not do_sample and plain_greedy(model)
     if batch_size is None:
-        longest = max((len(row) for row in ids), default=0) + max_new_tokens
-        batch_size = default_batch(model.device.type, kv_bytes_per_token(model) * longest) if greedy else FIXED_BATCH
+        batch_size = fitting_batch(model, ids, max_new_tokens) if greedy else FIXED_BATCH
     decode = greedy_rows if greedy else decode_with_generate
     order = list(range(len(ids)))  # sampled: the given order, which the seed's draws follow
     if greedy:
@@ -64,6 +63,12 @@ def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int
     finally:
         model.train(was_training)
     return outputs
+
+
+def fitting_batch(model, ids: list[list[int]], max_new_tokens: int) -> int:
+    """`default_batch` on the model's device for these prompts: the longest one plus its answer budget."""
+    longest = max((len(row) for row in ids), default=0) + max_new_tokens
+    return default_batch(model.device.type, kv_bytes_per_token(model) * longest)
 
 
 def default_batch(device_type: str, kv_bytes_per_prompt: int) -> int:

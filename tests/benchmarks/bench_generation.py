@@ -38,7 +38,7 @@ def baseline(model, tokenizer, prompts, batch_size: int) -> list[str]:
 @pytest.mark.bench
 def test_greedy_generation_tokens_per_second_vs_model_generate():
     from llmpost.data.builtin import load_builtin
-    from llmpost.evaluation.generation import chat_prompt, default_batch, generate, kv_bytes_per_token
+    from llmpost.evaluation.generation import chat_prompt, fitting_batch, generate
     from llmpost.models.load import load_model, load_tokenizer, resolve_model
 
     src = resolve_model("smollm2")
@@ -56,9 +56,8 @@ def test_greedy_generation_tokens_per_second_vs_model_generate():
     reference = timed["model.generate, batch 64"][1]
     tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in reference)
     base_s = timed["model.generate, batch 64"][0]
-    longest = max(len(tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]) for p in prompts)
-    longest += NEW_TOKENS
-    default = default_batch("cpu", kv_bytes_per_token(model) * longest)
+    ids = [tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
+    default = fitting_batch(model, ids, NEW_TOKENS)  # what the default run took
     for name in ("llmpost, default batch", "llmpost, batch 64"):
         seconds, texts = timed[name]
         same = sum(a == b for a, b in zip(texts, reference, strict=True))
