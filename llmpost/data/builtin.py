@@ -8,7 +8,7 @@ stage needs. `load_builtin(name, split)` returns plain rows:
     arith-rankings   {"prompt", "responses": [4 answers, best -> worst]}
     arith-pairs      {"prompt", "chosen", "rejected"}
     arith-feedback   {"prompt", "completion", "label"}: one answer per problem, right (true) or wrong (false)
-    arith-judge      SFT rows teaching a judge which of two answers is right (sum, a check of each, A/B)
+    arith-judge      SFT rows teaching a judge which of two answers is right (sum, a check of each, A/B/neither)
     arith-steps*     multi-step problems solved one operation per line, with step labels
                      (process supervision; see builtin_steps.py)
 
@@ -54,7 +54,7 @@ CARELESS_TEMPLATE = SUB[2]
 CARELESS_RATE = 2 / 3
 
 JUDGE_TEMPLATE = (
-    "Question: {question}\nAnswer A: {a}\nAnswer B: {b}\nWhich answer is correct? Work it out, then reply A or B."
+    "Question: {question}\nAnswer A: {a}\nAnswer B: {b}\nWhich answer is correct? Work it out, then reply A, B or neither."
 )
 
 
@@ -191,10 +191,11 @@ def feedback_rows(split: str) -> list[dict]:
 
 
 def judge_rows(split: str) -> list[dict]:
-    """Judge training data: which of two answers is correct, the correct one on a random side.
+    """Judge training data: each problem three times, as which of two answers is correct.
 
-    The judge works the sum out, checks each answer against it by subtraction, then names
-    a side:
+    The right answer meets a wrong one in both orders, and two wrong answers meet once
+    (verdict "neither"). The judge works the sum out, checks each answer against it by
+    subtraction, then names a side:
 
         12+9=21
         A 20-21=-1 no
@@ -207,21 +208,31 @@ def judge_rows(split: str) -> list[dict]:
     beyond it. Checked line by line, each step is a copy, a subtraction or a zero test.
     The subtraction is there because the tiny model sees numbers by their size: asked for
     "21 yes/no" against the sum directly, it said "no" to right answers and "yes" to ones
-    1 or 2 off. Judges trained 2000 steps at lr 1e-3 agreed with the truth on 0.95 and 0.895
-    of held-out pairs with the subtraction (seeds 0 and 1), 0.675 and 0.855 without it.
+    1 or 2 off.
+
+    The pairs with no right answer are there because the sum is always in the prompt
+    otherwise: a judge can write its work line by copying either answer's number, and is
+    right half the time. The quickstart's 500-step judges did that (of their wrong work
+    lines, 89% held one of the two answers' numbers) and agreed with the truth on 0.14 of
+    the SFT model's sampled pairs on seed 1; trained on these rows, on 0.63. Both orders of
+    each pair keep the verdict from following the position (0.31 with them, without the
+    "neither" rows).
     """
     rng = random.Random(SEEDS[split] + 3)
     rows = []
     for p in problems(split):
-        wrong = rng.choice(wrong_answers(p, rng))
-        correct_first = rng.random() < 0.5
         right = (p["result"], answer_for(p, p["result"]))
-        (result_a, a), (result_b, b) = (right, wrong) if correct_first else (wrong, right)
-        results = (result_a, result_b)
-        prompt = JUDGE_TEMPLATE.format(question=p["question"], a=a, b=b)
-        checks = [f"{side} {r}-{p['result']}={r - p['result']} {'yes' if r == p['result'] else 'no'}"
-                  for side, r in zip("AB", results, strict=True)]
-        work = f"{p['a']}{p['op']}{p['b']}={p['result']}"
-        reply = "\n".join([work, *checks, "A" if correct_first else "B"])
-        rows.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]})
+        wrong, other_wrong = rng.sample(wrong_answers(p, rng), 2)
+        both_wrong = [(wrong, other_wrong), (other_wrong, wrong)][rng.random() >= 0.5]
+        rows += [judge_row(p, right, wrong), judge_row(p, wrong, right), judge_row(p, *both_wrong)]
     return rows
+
+
+def judge_row(p: dict, a: tuple[int, str], b: tuple[int, str]) -> dict:
+    """One judge SFT row: problem `p` with (result, answer) `a` shown first and `b` second."""
+    checks = [f"{side} {r}-{p['result']}={r - p['result']} {'yes' if r == p['result'] else 'no'}"
+              for side, r in (("A", a[0]), ("B", b[0]))]
+    verdict = "A" if a[0] == p["result"] else "B" if b[0] == p["result"] else "neither"
+    reply = "\n".join([f"{p['a']}{p['op']}{p['b']}={p['result']}", *checks, verdict])
+    prompt = JUDGE_TEMPLATE.format(question=p["question"], a=a[1], b=b[1])
+    return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]}

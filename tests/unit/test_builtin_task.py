@@ -58,9 +58,11 @@ def test_rankings_put_the_right_answer_first_then_by_distance():
 def test_pairs_and_judge_rows_are_consistent():
     for row in load_builtin("arith-pairs", "test"):
         assert is_correct(row["chosen"], row["answer"]) and not is_correct(row["rejected"], row["answer"])
-    replies = [r["messages"][1]["content"].splitlines() for r in load_builtin("arith-judge", "train")]
+    rows = load_builtin("arith-judge", "train")
+    assert len(rows) == 3 * len(load_builtin("arith-prompts", "train"))  # each problem three times
+    replies = [r["messages"][1]["content"].splitlines() for r in rows]
     verdicts = [lines[-1] for lines in replies]
-    assert set(verdicts) == {"A", "B"} and 0.4 < verdicts.count("A") / len(verdicts) < 0.6
+    assert verdicts.count("A") == verdicts.count("B") == verdicts.count("neither") == len(rows) // 3
     for work, check_a, check_b, verdict in replies:  # the sum, a check of each answer, the side that holds the sum
         result = int(work.split("=")[1])
         for check in (check_a, check_b):  # "A 20-21=-1 no": the answer's number less the sum, zero or not
@@ -70,7 +72,18 @@ def test_pairs_and_judge_rows_are_consistent():
             assert int(subtracted) == result and int(number) - result == int(difference)
             assert said == ("yes" if int(difference) == 0 else "no")
         right = [line[0] for line in (check_a, check_b) if line.endswith("yes")]
-        assert right == [verdict] and f"{verdict} {result}-{result}=0 yes" in (check_a, check_b)
+        assert right == ([] if verdict == "neither" else [verdict])
+
+
+def test_judge_rows_show_each_right_wrong_pair_in_both_orders():
+    """A judge must not learn that the right answer tends to sit on one side."""
+    rows = load_builtin("arith-judge", "test")
+    for right_first, right_second in zip(rows[0::3], rows[1::3], strict=True):
+        first, second = right_first["messages"][0]["content"], right_second["messages"][0]["content"]
+        answers = [text.split("Answer B: ")[0].split("Answer A: ")[1].strip() for text in (first, second)]
+        others = [text.split("Answer B: ")[1].split("\nWhich")[0].strip() for text in (first, second)]
+        assert answers == others[::-1], (first, second)
+        assert right_first["messages"][1]["content"][-1] == "A" and right_second["messages"][1]["content"][-1] == "B"
 
 
 def test_answer_extraction_formats():
