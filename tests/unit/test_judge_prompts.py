@@ -127,3 +127,11 @@ def test_reports_never_show_url_credentials():
     assert redact_url("https://user:pw@api.example.com:8443/v1?key=zzz") == "https://api.example.com:8443/v1"
     settings = JudgeSettings(base_url="https://user:pw@api.example.com/v1", model="m")
     assert "pw" not in settings.describe()
+
+
+def test_every_builtin_judge_reply_parses_to_its_verdict():
+    """The built-in judge's worked replies end in A, B or "neither"; the parser must read each as meant."""
+    meant = {"A": "A", "B": "B", "neither": "tie"}
+    for row in load_builtin("arith-judge", "test"):
+        reply = row["messages"][1]["content"]
+        assert parse_verdict(reply) == meant[reply.splitlines()[-1]], reply
