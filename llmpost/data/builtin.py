@@ -214,9 +214,9 @@ def judge_rows(split: str) -> list[dict]:
     otherwise: a judge can write its work line by copying either answer's number, and is
     right half the time. The quickstart's 500-step judges did that (of their wrong work
     lines, 89% held one of the two answers' numbers) and agreed with the truth on 0.14 of
-    the SFT model's sampled pairs on seed 1; trained on these rows, on 0.63. Both orders of
-    each pair keep the verdict from following the position (0.31 with them, without the
-    "neither" rows).
+    the SFT model's sampled pairs on seed 1; trained on these rows, on 0.63 (one thread) and
+    0.46 (two). Both orders of each pair keep the verdict from following the position: with
+    them alone, 0.31. The judge's own arithmetic is then what limits it (README, quickstart).
     """
     rng = random.Random(SEEDS[split] + 3)
     rows = []
