@@ -223,7 +223,7 @@ def judge_rows(split: str) -> list[dict]:
     for p in problems(split):
         right = (p["result"], answer_for(p, p["result"]))
         wrong, other_wrong = rng.sample(wrong_answers(p, rng), 2)
-        both_wrong = [(wrong, other_wrong), (other_wrong, wrong)][rng.random() >= 0.5]
+        both_wrong = (wrong, other_wrong) if rng.random() < 0.5 else (other_wrong, wrong)
         rows += [judge_row(p, right, wrong), judge_row(p, wrong, right), judge_row(p, *both_wrong)]
     return rows
 
