@@ -183,7 +183,7 @@ def test_tiny_gets_the_measured_defaults_only_for_keys_no_source_set():
     from llmpost.config.base import TrainConfig
 
     bare = resolve(Config, [{}])
-    assert (bare.batch_size, bare.max_steps) == (16, 1000)
+    assert (bare.batch_size, bare.max_steps) == (16, 2000)
     given = resolve(Config, [{"max_steps": 5}])
     assert (given.batch_size, given.max_steps) == (16, 5)
     other = resolve(Config, [{"model": "my-sft"}])
