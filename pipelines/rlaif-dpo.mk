@@ -17,8 +17,8 @@ PREFIX       ?= rlaif
 SFT_NAME     ?= $(PREFIX)-sft
 MODEL        ?= tiny
 TRAIN        ?=
-SFT_ARGS     ?= --batch-size 16 --set max_steps=1000
-JUDGE_SFT_ARGS ?= --batch-size 16 --set max_steps=500 --set loss_data=null
+SFT_ARGS     ?= --batch-size 16 --set max_steps=2000
+JUDGE_SFT_ARGS ?= --batch-size 16 --set max_steps=1000 --set loss_data=null
 JUDGE_ARGS   ?= --samples 4 --max-prompts 1000
 DPO_ARGS     ?= --set beta=0.5 --set 'loss=[sigmoid,sft]' --lr 3e-5 --set max_steps=150
 JUDGE        ?= $(PREFIX)-judge-model

@@ -21,7 +21,7 @@ TRAIN       ?=
 SFT_DATA    ?= builtin:arith-sft
 RM_DATA     ?= builtin:arith-rankings
 PPO_PROMPTS ?= builtin:arith-prompts
-SFT_ARGS    ?= --batch-size 16 --set max_steps=1000
+SFT_ARGS    ?= --batch-size 16 --set max_steps=2000
 RM_ARGS     ?= --set max_steps=150
 PPO_ARGS    ?= --set max_steps=100
 
