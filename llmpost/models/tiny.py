@@ -1,10 +1,17 @@
-"""The built-in `tiny` model: a ~1M-parameter Llama with a character tokenizer.
+"""The built-in `tiny` model: a ~1M-parameter Llama with a small word-and-character tokenizer.
 
-Text is split into characters, except numbers: digit runs are cut into chunks of up
-to three digits and every chunk is one token ("123456" -> "123", "456"), as Llama 3
-and GPT-4 tokenize numbers, and number embeddings start on a cos/sin helix (below).
-Measured on the built-in task when its operands went to 20, 1000 SFT steps: 0.74 held-out
-exact match, against 0.28 when numbers were spelled digit by digit.
+Numbers: digit runs are cut into chunks of up to three digits and every chunk is one
+token ("123456" -> "123", "456"), as Llama 3 and GPT-4 tokenize numbers, and number
+embeddings start on a cos/sin helix (below). Measured on the built-in task when its
+operands went to 20, 1000 SFT steps: 0.74 held-out exact match, against 0.28 when
+numbers were spelled digit by digit.
+
+Words: the words of the built-in tasks are one token each, with and without a leading
+space (" books"), as a BPE tokenizer would have learnt them; any other text falls back
+to one token per character, so every string round-trips. With characters alone a
+built-in SFT row took 81 tokens and a judge row 224; with the words, 33 and 101. A
+bare `llmpost sft` (2000 steps) then took 97 s instead of 282 s on 2 CPU cores, and
+reached 0.866 held-out exact match instead of 0.809 (seed 0).
 
 Built deterministically and offline (fixed seed, fixed vocabulary), saved once in
 Hugging Face format under the cache dir and loaded from there like any local
@@ -21,11 +28,19 @@ import string
 import tempfile
 from pathlib import Path
 
-TINY_VERSION = "2"
+TINY_VERSION = "3"
 SPECIAL = ["<pad>", "<s>", "<|end|>", "<unk>", "<|system|>", "<|user|>", "<|assistant|>"]
 CHARS = sorted(set(string.printable) - set("\r\x0b\x0c"))
 # Every 2- and 3-digit chunk is a token, leading zeros included (single digits are among CHARS).
 NUMBERS = [f"{n:02d}" for n in range(100)] + [f"{n:03d}" for n in range(1000)]
+# Every word of the built-in data (tests/unit/test_tiny_model.py checks that none is missing).
+_WORDS = (
+    "a A B Ann Answer Ben Cal Dee Eli Fay Gus How Ivy Jo Kim Leo Max Ned Question Sam Then There Tom Which Work "
+    "Zoe and answer apples are away books box cards coins correct cups does eggs finds friend gave gets gives had "
+    "has have holds in is it left loses lost many more neither no now of or out pens put remain reply rocks sells "
+    "shells stamps takes the them then yes"
+).split()
+WORDS = ["####"] + [w for w in _WORDS if len(w) > 1] + [" " + w for w in _WORDS]
 # The assistant turn ends with <|end|>, which is also EOS, so generation stops there.
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -57,23 +72,24 @@ def tiny_path() -> Path:
 
 
 def vocabulary() -> list[str]:
-    """Every token, in id order: specials (pad=0, bos=1, eos=2), characters, numbers."""
-    return SPECIAL + CHARS + NUMBERS
+    """Every token, in id order: specials (pad=0, bos=1, eos=2), characters, numbers, words."""
+    return SPECIAL + CHARS + NUMBERS + WORDS
 
 
 def build_tokenizer():
-    """A character-level fast tokenizer with chat special tokens and a chat template."""
+    """A word-and-character fast tokenizer with chat special tokens and a chat template."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate(vocabulary())}
-    # BPE splits every piece into characters, then merges digits back into number tokens. A
-    # 3-digit chunk merges either pair first ("12","3" or "1","23"), so both orders lead on to
-    # the whole number. No other merges exist. Fuse joins pieces when decoding.
-    two, three = NUMBERS[:100], NUMBERS[100:]
-    merges = [(n[0], n[1]) for n in two] + [(n[:2], n[2]) for n in three] + [(n[0], n[1:]) for n in three]
-    core = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[0-9]{1,3}"), behavior="isolated")
+    # The pre-tokenizer cuts text into digit chunks of up to three, words (with the space before
+    # them) and runs of "#". A piece in the vocabulary is one token (`ignore_merges`: taken whole);
+    # with no merges, any other piece falls apart into characters. Fuse joins pieces when decoding.
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>", ignore_merges=True))
+    core.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"[0-9]{1,3}"), behavior="isolated"),
+        pre_tokenizers.Split(Regex(r" ?[A-Za-z]+|#+"), behavior="isolated"),
+    ])
     core.decoder = decoders.Fuse()
     tok = PreTrainedTokenizerFast(
         tokenizer_object=core,

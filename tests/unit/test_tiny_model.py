@@ -1,4 +1,4 @@
-"""The built-in tiny model: deterministic build, character tokenizer with number tokens, chat template."""
+"""The built-in tiny model: deterministic build, tokenizer (words, number chunks, characters), chat template."""
 
 from __future__ import annotations
 
@@ -23,6 +23,29 @@ def test_numbers_are_chunks_of_up_to_three_digits_each_one_token():
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert [tok.decode([i]) for i in ids] == pieces
         assert tok.decode(ids) == text
+
+
+def test_words_are_one_token_each_and_other_text_falls_back_to_characters():
+    tok = build_tokenizer()
+    for text, pieces in [("Ann has 3 pens.", ["Ann", " has", " ", "3", " pens", "."]),
+                         ("#### 12", ["####", " ", "12"]), ("Ann zebra", ["Ann", " ", "z", "e", "b", "r", "a"])]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert [tok.decode([i]) for i in ids] == pieces
+        assert tok.decode(ids) == text
+
+
+def test_every_word_of_the_builtin_data_is_one_token():
+    """A word added to the built-in templates must join tiny's vocabulary (and TINY_VERSION go up)."""
+    import re
+
+    from llmpost.data.builtin import load_builtin
+
+    texts = [msg["content"] for name in ("arith-judge", "arith-steps-sft")
+             for row in load_builtin(name, "test") for msg in row["messages"]]
+    tok = build_tokenizer()
+    words = {w for text in texts for w in re.findall(r" ?[A-Za-z]+", text)}
+    assert len(words) > 50
+    assert {w for w in words if len(tok(w, add_special_tokens=False)["input_ids"]) != 1} == set()
 
 
 def test_number_embeddings_start_on_a_helix(tmp_path):
