@@ -61,7 +61,7 @@ def test_writes_a_preference_dataset_with_lineage_and_report(judged):
     assert truth is not None and truth["pairs"] >= 0
     tokens = report["tokens"][f"local:{JUDGE}"]
     assert tokens["requests"] + tokens["cache_hits"] == len(judgments)
-    assert tokens["prompt_tokens"] > 100 * tokens["requests"]  # judge prompts hold a question and two answers
+    assert tokens["prompt_tokens"] > 50 * tokens["requests"]  # judge prompts hold a question and two answers
     assert art.manifest["metrics"]["rows_train"] == len(train)
 
 

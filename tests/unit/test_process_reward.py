@@ -129,7 +129,7 @@ def test_step_ends_land_on_the_tokens_that_finish_them(tiny_tok):
     ids = tiny_tok(SOLUTION, add_special_tokens=False)["input_ids"] + [tiny_tok.eos_token_id]
     indices = covering_tokens(tiny_tok, ids, step_ends(SOLUTION))
     assert [tiny_tok.convert_ids_to_tokens(ids[i]) for i in indices] == ["12", "9", "9"]
-    assert indices == [4, 10, 17]
+    assert indices == [4, 10, 14]
 
 
 def test_a_token_across_a_step_end_or_a_split_character_takes_the_reward(bpe_tok):
@@ -155,9 +155,9 @@ def test_placed_rewards_on_a_rollout_cut_short_and_one_ending_in_eos(tiny_tok):
               list(zip(step_ends(cut), [0.75, -0.5], strict=True))]
     rewards = placed_rewards(tiny_tok, rollout.response_ids, rollout.response_mask, placed)
     assert rewards.shape == rollout.response_ids.shape
-    assert rewards[0].nonzero().flatten().tolist() == [4, 10, 17]
+    assert rewards[0].nonzero().flatten().tolist() == [4, 10, 14]
     assert rewards[1].nonzero().flatten().tolist() == [4, 7]  # "12" and the cut line's last token, "-"
-    assert rewards[0, [4, 10, 17]].tolist() == [0.5, -0.25, 0.125]
+    assert rewards[0, [4, 10, 14]].tolist() == [0.5, -0.25, 0.125]
     assert rewards[1, 7].item() == -0.5 and rollout.response_lengths[1] == 8  # no EOS after it
 
 
@@ -229,11 +229,11 @@ def test_gae_sees_each_step_reward_where_its_step_ends(tiny_tok, normalize):
     totals = torch.tensor([1.0 + 0.375, 2.0 + 0.25])
     mean, std = (totals.mean().item(), totals.std(unbiased=False).item()) if normalize else (0.0, 1.0)
     scale = std + 1e-8 if normalize else 1.0
-    expected = torch.zeros(19)
-    for t in range(19):  # reward-to-go of response 0: steps end at 4, 10, 17, the sequence reward at 18
-        expected[t] = sum(r for end, r in zip([4, 10, 17], step_values[0], strict=True) if end >= t) / scale
+    expected = torch.zeros(16)
+    for t in range(16):  # reward-to-go of response 0: steps end at 4, 10, 14, the sequence reward at 15
+        expected[t] = sum(r for end, r in zip([4, 10, 14], step_values[0], strict=True) if end >= t) / scale
         expected[t] += (1.0 - mean) / scale
-    assert torch.allclose(batch["returns"][0, :19], expected, atol=1e-5)
+    assert torch.allclose(batch["returns"][0, :16], expected, atol=1e-5)
     assert batch["returns"][0, 0].item() == pytest.approx((1.375 - mean) / scale, abs=1e-5)  # the whole reward
     # response 1 ("#### 9", cut without EOS): one step, ending on its last token with the sequence reward
     n = int(rollout.response_lengths[1])
