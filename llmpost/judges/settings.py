@@ -47,7 +47,7 @@ class JudgeSettings(Strict):
     score_template: str = Field(POINTWISE_TEMPLATE, description="pointwise prompt (rewards for lone answers) with {question} {answer}")
     system: str | None = Field(None, description="system message sent before every judge prompt")
     principles: list[str] = Field(default_factory=list, description="rubric the judge applies, numbered into {principles} or the system message")
-    max_new_tokens: int = Field(48, ge=1, description="longest judge reply: room to work the answer out before the verdict (the built-in judge writes up to 37 tokens)")
+    max_new_tokens: int = Field(48, ge=1, description="longest judge reply: room to work the answer out before the verdict (the built-in judge writes up to 27 tokens of tiny)")
     temperature: float = Field(0.0, ge=0, description="judge sampling temperature; 0 = greedy, reproducible verdicts")
     batch_size: int | None = Field(None, ge=1, description="local: judge prompts generated at once; default 64, or on a CPU's "
                                                          "greedy judge as many as fit 2 GiB of KV cache (at most 256)")
