@@ -2,8 +2,9 @@
 
 Smoke: every stage runs (the SFT and judge model are the session's shared artifacts, reused
 by fingerprint), the summary and report.md hold every stage side by side, and a rerun reuses
-everything in seconds. Full (slow): under 15 minutes, and every RL/preference
-stage beats the SFT model it started from on held-out exact match.
+everything in seconds. Full (slow): over seeds 0, 1, 2, every RL/preference stage beats the
+SFT model it started from on held-out exact match, its mean interval clear of zero, the RM and the judge
+reach the issue's bars (the README's table).
 """
 
 from __future__ import annotations
@@ -67,20 +68,22 @@ def test_quickstart_at_smoke_size_runs_every_stage_and_reruns_instantly(sft_stor
 
 
 @pytest.mark.slow
-def test_quickstart_full_size_beats_sft_everywhere_in_15_minutes(store):
-    started = time.time()
-    ok(run_cli("run", QUICKSTART, store=store, env=ENV, timeout=3600))
-    elapsed = time.time() - started
-    rows = summary(store)
-    sft = rows["sft"]["exact_match"]
-    for stage in PREFERENCE_AND_RL:
-        assert rows[stage]["exact_match_before"] == pytest.approx(sft), stage
-        assert rows[stage]["exact_match"] > sft, (stage, rows[stage]["exact_match"], sft)
-    assert elapsed < 15 * 60, f"the quickstart took {elapsed / 60:.1f} min"
+def test_quickstart_over_three_seeds_gains_at_every_stage_with_intervals_clear_of_zero(store):
+    """The README's table: `--seeds 0,1,2` at full size (about 16 minutes on 2 cores)."""
+    ok(run_cli("run", QUICKSTART, "--seeds", "0,1,2", store=store, env=ENV, timeout=3 * 3600))
+    record = json.loads((Store(store).resolve("run-quickstart").path / "summary.json").read_text())
+    means = {row["id"]: row for row in record["over_seeds"]}
+    for stage, at_least in {"dpo": 0.05, "ppo": 0.03, "dpo-rlaif": 0.0, "grpo": 0.05}.items():
+        low, _ = means[stage]["exact_match_delta_ci"]
+        assert low > 0 and means[stage]["exact_match_delta"] >= at_least, (stage, means[stage])
+    per_seed = [row for row in record["stages"] if row["id"] in ("rm", "judge")]
+    assert all(row["metrics"]["accuracy"] >= 0.80 for row in per_seed if row["id"] == "rm"), per_seed
+    agreement = [row["metrics"]["ground_truth_agreement"] for row in per_seed if row["id"] == "judge"]
+    assert len(agreement) == 3 and sum(agreement) / 3 >= 0.75, agreement
 
     started = time.time()
-    ok(run_cli("run", QUICKSTART, store=store, env=ENV))
-    assert time.time() - started < 10
+    ok(run_cli("run", QUICKSTART, "--seeds", "0,1,2", store=store, env=ENV))
+    assert time.time() - started < 30, "a rerun reuses every stage of every seed"
 
 
 @pytest.mark.slow
