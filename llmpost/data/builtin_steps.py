@@ -31,10 +31,25 @@ Wrong numbers are 3 to 8 away from the right ones: `tiny` sees numbers by their 
 embeddings start on a helix, see models/tiny.py), and a PRM trained from the step SFT reached
 0.70 held-out step accuracy with misses of 1-3, 0.73 with 3-8 (1000 steps each, tiny v2).
 
-The SFT writer is careless the way the one of `builtin:arith-sft` is: in half the
-"loses" sentences it adds. SFT copies that, so greedy answers and a majority vote over
-samples share the habit, while reward models trained on the labels above can pick the
-right sample out.
+A solution is written in one of two hands, compact or spaced; the answer is the same:
+
+    7+5=12          7+5 = 12
+    12-3=9          12-3 = 9
+    #### 9          #### 9
+
+The SFT writer is careless the way the one of `builtin:arith-sft` is, and compact: in 2 of
+5 solutions it adds in the "loses" sentences (7+5=12, 12+3=15). The other 3 are right, in
+either hand, half and half. So on a problem with a "loses" sentence the careless solution
+is the likeliest single text (2/5 against 3/10 for each right one) while the right answer
+is the likeliest answer (3/5): greedy decoding follows the habit, a majority vote over
+samples mostly does not. That is Lightman et al.'s case for a vote over greedy: many paths
+to the right answer, and the errors among them. The reward models' data are written in both
+hands, so a model trained on them can check either.
+
+A second hand rather than a second order of the operations (the additions first): from
+1000 SFT steps, tiny wrote that order in 1-2% of its samples, and garbled it in 26-41%
+(which sentence's number comes next); the reward models' data in two orders cost the PRM
+4 points of step accuracy (0.959 against 0.996, seed 0).
 """
 
 from __future__ import annotations
@@ -52,7 +67,8 @@ REWARD_MODEL_PROBLEMS = 30000
 SEEDS = {"train": 4321, "test": 56789}
 RIGHT_SHARE = 1 / 3  # of arith-steps rows, solutions without an error
 CARELESS_VERB = "loses"
-CARELESS_RATE = 1 / 2
+CARELESS_RATE = 2 / 5  # of the SFT writer's solutions, all compact (see the module docstring)
+SPACED_RATE = 1 / 2  # of right solutions, in every shape
 
 NAMES = ["Ann", "Ben", "Cal", "Dee", "Eli", "Fay", "Gus", "Ivy", "Jo", "Kim", "Leo", "Max", "Ned", "Sam", "Tom", "Zoe"]
 ITEMS = ["apples", "books", "coins", "pens", "shells", "cards", "eggs", "stamps", "cups", "rocks"]
@@ -102,7 +118,7 @@ def apply(op: str, a: int, b: int) -> int:
 
 
 def solve(p: dict, error: str | None = None, at: int = 0, rng: random.Random | None = None,
-          careless: bool = False) -> list[str]:
+          careless: bool = False, spaced: bool = False) -> list[str]:
     """The worked steps of problem `p`, with `error` at step `at` (None: right; `careless`: the SFT writer)."""
     steps, value = [], p["start"]
     for i, (op, b, verb) in enumerate(p["ops"]):
@@ -116,7 +132,7 @@ def solve(p: dict, error: str | None = None, at: int = 0, rng: random.Random | N
         value = apply(op, start, b)
         if error == "slip" and i == at:
             value = off_by(value, rng, *MISS)
-        steps.append(f"{start}{op}{b}={value}")
+        steps.append(f"{start}{op}{b} = {value}" if spaced else f"{start}{op}{b}={value}")
     final = off_by(value, rng, *MISS) if error == "final" else value
     return [*steps, f"#### {final}"]
 
@@ -157,11 +173,16 @@ def final_number(steps: list[str]) -> int:
 
 
 def labelled(p: dict, rng: random.Random, error: str | None, at: int) -> tuple[list[str], list[bool]]:
-    """A solution and its step labels: good before the first wrong step, bad from it on."""
-    steps = solve(p, error, at, rng)
+    """A solution in either hand and its step labels: good before the first wrong step, bad from it on."""
+    spaced = rng.random() < SPACED_RATE
+    steps = solve(p, error, at, rng, spaced=spaced)
     if error is None or final_number(steps) == p["result"]:  # a "carry" of 0 or a slip that cancels: right
-        return solve(p), [True] * (len(p["ops"]) + 1)
+        return solve(p, spaced=spaced), [True] * (len(p["ops"]) + 1)
     return steps, [i < at for i in range(len(steps))]
+
+
+def right_solution(p: dict, rng: random.Random) -> list[str]:
+    return solve(p, spaced=rng.random() < SPACED_RATE)
 
 
 def step_rows(split: str) -> list[dict]:
@@ -180,7 +201,7 @@ def sft_rows(split: str) -> list[dict]:
     rows = []
     for p in problems(split):
         careless = split == "train" and rng.random() < CARELESS_RATE
-        answer = "\n".join(solve(p, careless=careless))
+        answer = "\n".join(solve(p, careless=True) if careless else right_solution(p, rng))
         rows.append({"messages": [{"role": "user", "content": p["question"]},
                                   {"role": "assistant", "content": answer}]})
     return rows
@@ -201,7 +222,8 @@ def ranking_rows(split: str) -> list[dict]:
             text = "\n".join(steps)
             if not all(labels) and text not in wrong:
                 wrong.append(text)
-        rows.append({"prompt": p["question"], "responses": ["\n".join(solve(p)), *wrong], "ranks": [0, 1, 1, 1],
+        right = "\n".join(right_solution(p, rng))
+        rows.append({"prompt": p["question"], "responses": [right, *wrong], "ranks": [0, 1, 1, 1],
                      "answer": str(p["result"])})
     return rows
 

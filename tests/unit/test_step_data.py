@@ -6,13 +6,14 @@ import re
 
 import pytest
 
+from llmpost.data import builtin_steps
 from llmpost.data.builtin import load_builtin
 from llmpost.data.steps import to_step_rows
 from llmpost.errors import DataError
 from llmpost.rewards.process import aggregate, split_steps
 from llmpost.rewards.step_report import step_report
 
-EQUATION = re.compile(r"^(-?\d+)([+-])(\d+)=(-?\d+)$")
+EQUATION = re.compile(r"^(-?\d+)([+-])(\d+)(?: = |=)(-?\d+)$")
 
 
 def step_is_right(step: str, previous: int | None, start: int) -> tuple[bool, int | None]:
@@ -68,6 +69,36 @@ def test_builtin_step_splits_share_no_problem_and_every_shape_is_consistent():
     answers = [r["answer"] for r in load_builtin("arith-steps-prompts", "train")]
     careless = sum(not d.endswith(f"#### {a}") for d, a in zip(demonstrations, answers, strict=True))
     assert 0.05 < careless / len(answers) < 0.4  # the careless writer's habit, not noise everywhere
+
+
+def test_on_a_loses_problem_the_careless_solution_is_the_likeliest_text_but_not_the_likeliest_answer():
+    """Greedy decoding follows the likeliest text, a majority vote the likeliest answer: the two must differ."""
+    kinds = {"careless": 0, "compact": 0, "spaced": 0}
+    for p, row in zip(builtin_steps.problems("train"), load_builtin("arith-steps-sft", "train"), strict=True):
+        if "loses" not in p["question"]:
+            continue
+        steps = row["messages"][1]["content"].split("\n")
+        if steps == builtin_steps.solve(p):
+            kinds["compact"] += 1
+        elif steps == builtin_steps.solve(p, spaced=True):
+            kinds["spaced"] += 1
+        else:
+            assert steps == builtin_steps.solve(p, careless=True)
+            kinds["careless"] += 1
+    assert kinds["careless"] > max(kinds["compact"], kinds["spaced"]) * 1.2
+    assert kinds["compact"] + kinds["spaced"] > kinds["careless"] * 1.2
+    assert sum(kinds.values()) > 900
+
+
+def test_the_reward_models_data_write_right_and_wrong_solutions_in_both_hands():
+    steps = load_builtin("arith-steps", "train")
+    rankings = load_builtin("arith-steps-rankings", "train")
+    for name, solutions in {"arith-steps right": [r["completions"] for r in steps if all(r["labels"])],
+                            "arith-steps wrong": [r["completions"] for r in steps if not all(r["labels"])],
+                            "arith-steps-rankings right": [r["responses"][0].split("\n") for r in rankings],
+                            "arith-steps-rankings wrong": [r["responses"][1].split("\n") for r in rankings]}.items():
+        spaced = sum(" = " in solution[0] for solution in solutions)
+        assert 0.45 < spaced / len(solutions) < 0.55, name
 
 
 def test_stepwise_math_shepherd_and_prm800k_rows_are_read_as_published():
