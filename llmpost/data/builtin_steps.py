@@ -119,7 +119,7 @@ def apply(op: str, a: int, b: int) -> int:
 
 def solve(p: dict, error: str | None = None, at: int = 0, rng: random.Random | None = None,
           careless: bool = False, spaced: bool = False) -> list[str]:
-    """The worked steps of problem `p`, with `error` at step `at` (None: right; `careless`: the SFT writer)."""
+    """The worked steps of problem `p`, with `error` at step `at` (None: right; `careless`: the SFT writer), compact or `spaced`."""
     steps, value = [], p["start"]
     for i, (op, b, verb) in enumerate(p["ops"]):
         if careless and verb == CARELESS_VERB:
@@ -174,7 +174,7 @@ def final_number(steps: list[str]) -> int:
 
 def labelled(p: dict, rng: random.Random, error: str | None, at: int) -> tuple[list[str], list[bool]]:
     """A solution in either hand and its step labels: good before the first wrong step, bad from it on."""
-    spaced = rng.random() < SPACED_RATE
+    spaced = spaced_hand(rng)
     steps = solve(p, error, at, rng, spaced=spaced)
     if error is None or final_number(steps) == p["result"]:  # a "carry" of 0 or a slip that cancels: right
         return solve(p, spaced=spaced), [True] * (len(p["ops"]) + 1)
@@ -182,7 +182,12 @@ def labelled(p: dict, rng: random.Random, error: str | None, at: int) -> tuple[l
 
 
 def right_solution(p: dict, rng: random.Random) -> list[str]:
-    return solve(p, spaced=rng.random() < SPACED_RATE)
+    return solve(p, spaced=spaced_hand(rng))
+
+
+def spaced_hand(rng: random.Random) -> bool:
+    """Whether a solution is written in the spaced hand: the one draw every shape makes."""
+    return rng.random() < SPACED_RATE
 
 
 def step_rows(split: str) -> list[dict]:
