@@ -28,6 +28,7 @@ ApiKeyEnvOpt = Annotated[str | None, typer.Option("--api-key-env", help="NAME of
 SamplesOpt = Annotated[int | None, typer.Option("--samples", "-n", help="Responses sampled per prompt.")]
 MaxPromptsOpt = Annotated[int | None, typer.Option("--max-prompts", help="Use only the first N prompts.")]
 OutputOpt = Annotated[str | None, typer.Option("--output", help="Rows to write: rankings (Copeland, per prompt) or pairs.")]
+RankByOpt = Annotated[list[str] | None, typer.Option("--rank-by", help="Instead of a judge: rank the responses by a verifiable reward (repeatable, summed), e.g. exact_match against the prompts' answers.")]
 PrincipleOpt = Annotated[list[str] | None, typer.Option("--principle", help="A principle the judge applies (repeatable); numbered into the prompt.")]
 
 
@@ -35,6 +36,7 @@ def register(app: typer.Typer) -> None:
     @app.command(
         help="RLAIF: sample N responses per prompt, have an LLM judge compare every pair in both orders, "
              "and write a preference dataset (rankings or pairs) that `llmpost rm` and `llmpost dpo` take by ref. "
+             "With --rank-by, a verifiable reward ranks them instead (a policy's own answers, ranked by exact match). "
              f"{PRECEDENCE}",
         epilog="Example: llmpost sft --model sft --data builtin:arith-judge --out judge-model --batch-size 16 "
                "--set max_steps=2000 --set learning_rate=1e-3 "
@@ -43,11 +45,12 @@ def register(app: typer.Typer) -> None:
     )
     def judge(policy: PolicyOpt = None, prompts: PromptsOpt = None, judge: JudgeOpt = None,
               judge_model: JudgeModelOpt = None, api_key_env: ApiKeyEnvOpt = None, samples: SamplesOpt = None,
-              max_prompts: MaxPromptsOpt = None, output: OutputOpt = None, principle: PrincipleOpt = None,
+              max_prompts: MaxPromptsOpt = None, output: OutputOpt = None, rank_by: RankByOpt = None,
+              principle: PrincipleOpt = None,
               out: OutOpt = None, seed: SeedOpt = None, report_to: ReportToOpt = None, config: ConfigOpt = None,
               set_: SetOpt = None, print_config: PrintConfigOpt = False, store: StoreOpt = None):
         flags = {"policy": policy, "prompts": prompts, "samples": samples, "max_prompts": max_prompts,
-                 "output": output, "out": out, "seed": seed, "report_to": report_to, **judge_target_flags(judge),
+                 "output": output, "rank_by": rank_by or None, "out": out, "seed": seed, "report_to": report_to, **judge_target_flags(judge),
                  "judge.api_key_env": api_key_env, "judge.principles": principle or None}
         if judge_model is not None:
             if "judge.model" in flags:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llmpost.data.preferences import dense_ranks
 from llmpost.evaluation.answers import is_correct
@@ -28,11 +28,15 @@ OUTPUTS = ("rankings", "pairs")
 
 @dataclass
 class Group:
-    """One prompt and its distinct responses, with the reference answer when the data has one."""
+    """One prompt and its distinct responses, with the reference answer when the data has one.
+
+    `row` is the prompt's data row (its `answer`, `tests`, ... columns), which a ranking reward reads.
+    """
 
     prompt: list[dict]
     responses: list[str]
     answer: str | None = None
+    row: dict = field(default_factory=dict)
 
 
 def copeland_scores(n: int, outcomes: list[PairVerdict]) -> list[float]:

@@ -2,11 +2,17 @@
 
 run(): resolve inputs -> responses (sampled from the policy, or read from the
 data) -> every pair judged in both orders (local model or OpenAI-compatible
-endpoint, through the on-disk cache) -> Copeland rankings or pairs -> data/
+endpoint, through the on-disk cache), or every pair decided by a verifiable reward
+(`rank_by`) -> Copeland rankings or pairs -> data/
 train.jsonl + test.jsonl, judgments.jsonl, the judging report (eval.json) and its
 headline figures as one metrics.jsonl row, at the number of judgments made (which is
 what `report_to`'s trackers get).
 `llmpost rm --data NAME` and `llmpost dpo --data NAME` read the result by ref.
+
+`rank_by` ranks a policy's own answers where the truth is known (exact match against
+the `answer` column, tests that pass): a reward model trained on those rankings
+learns what the policy's right answers look like, in the policy's own words. A reward
+model trained on someone else's answers may not carry over to them.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from llmpost.config.base import ReportTo, Strict, report_to_field
 from llmpost.errors import ConfigError, DataError, StageFailed
@@ -28,6 +34,7 @@ class Config(Strict):
     policy: str | None = Field(None, description="model to sample responses from (artifact ref, 'tiny', path, hub id); null = responses come from `prompts`")
     prompts: str = Field("builtin:arith-prompts:train", description="prompts (+answers) to sample for; without a policy, rows holding responses (prompt+responses, prompt+chosen+rejected, ...)")
     judge: JudgeSettings = Field(default_factory=JudgeSettings, description="who judges and how: a local model or an OpenAI-compatible endpoint")
+    rank_by: list[str] = Field(default_factory=list, description="instead of a judge: verifiable rewards (summed) that rank the responses, e.g. [exact_match] against the prompts' `answer` column; a pair goes to the higher total, equal totals tie")
     samples: int = Field(4, ge=2, description="responses sampled per prompt (duplicates are judged once)")
     max_prompts: int | None = Field(None, ge=1, description="use at most this many prompts (the first ones); null = all")
     max_new_tokens: int = Field(64, ge=1, description="longest sampled response")
@@ -42,14 +49,32 @@ class Config(Strict):
     trust_remote_code: bool = Field(False, description="allow the policy's repo to run its own code")
     report_to: ReportTo = report_to_field()
 
+    @field_validator("rank_by")
+    @classmethod
+    def known_rewards(cls, specs: list[str]) -> list[str]:
+        from llmpost.rewards.registry import check_reward_spec
+
+        problems = [p for p in map(check_reward_spec, specs) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return specs
+
 
 def inputs(cfg: Config) -> dict[str, list[str]]:
-    """The policy and a local judge model are parents of the dataset; the prompts are its data."""
+    """The policy and a local judge model (or the models `rank_by` reads) are parents of the dataset; the prompts are its data."""
+    models = [cfg.policy] if cfg.policy else []
+    if cfg.rank_by:
+        from llmpost.rewards.registry import reward_model_refs
+
+        if cfg.judge.configured:
+            raise ConfigError(["judge and rank_by are both given: the responses are ranked by one or the other"],
+                              hint="drop --judge to rank by the rewards, or drop --rank-by to ask the judge")
+        return {"models": models + reward_model_refs(cfg.rank_by), "data": [cfg.prompts]}
     if not cfg.judge.configured:
         raise ConfigError(["judge: no judge given"],
-                          hint="pass --judge MODEL_REF (e.g. a model trained with `llmpost sft --data builtin:arith-judge`) "
-                               "or --judge http://HOST:PORT/v1 --judge-model NAME")
-    models = [cfg.policy] if cfg.policy else []
+                          hint="pass --judge MODEL_REF (e.g. a model trained with `llmpost sft --data builtin:arith-judge`), "
+                               "--judge http://HOST:PORT/v1 --judge-model NAME, or --rank-by exact_match to rank by a "
+                               "verifiable reward")
     if cfg.judge.backend == "local":
         models.append(cfg.judge.model)
     else:
@@ -61,26 +86,33 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.judges.aggregate import preference_rows, split_groups, summarize
-    from llmpost.judges.backend import open_judge
-    from llmpost.judges.compare import judge_pairs, round_robin
-    from llmpost.reporting.progress import ProgressBar
+    from llmpost.judges.backend import Usage
+    from llmpost.judges.compare import round_robin
 
     if not cfg.policy:
         check_has_responses(ctx.data(cfg.prompts).rows[0], cfg.prompts)
+    reward = ranking_reward(cfg, ctx)  # a missing column fails before sampling
     groups, sampled = collect_groups(cfg, ctx)
     tasks = [t for g, group in enumerate(groups) for t in round_robin(g, group.prompt, group.responses)]
-    judge_src = ctx.model(cfg.judge.model) if cfg.judge.backend == "local" else None
-    judge = open_judge(cfg.judge, model_source=judge_src, cache_root=ctx.store.root)
-    try:
-        with ProgressBar(ctx.console, "judge", total=2 * len(tasks)) as bar:
-            outcomes, judgments = judge_pairs(judge, cfg.judge, tasks, progress=bar.advance)
-    finally:
-        judge.close()
+    if reward:
+        from llmpost.judges.by_reward import reward_pairs, reward_totals
+
+        outcomes, judgments = reward_pairs(tasks, reward_totals(groups, reward, cfg.prompts)), []
+        usage, judge_name = Usage("rank_by"), "rank_by:" + "+".join(reward.names)
+    else:
+        outcomes, judgments, usage = ask_judge(cfg, ctx, tasks)
+        judge_name = usage.backend
 
     report = summarize(groups, outcomes, judgments)
+    if reward:
+        report["position_consistency"] = None  # a reward has no order to be biased by
     check_failures(report, judgments, cfg.judge.max_error_rate)
     rows = preference_rows(groups, outcomes, cfg.output)
     train, test = split_groups(rows, cfg.test_fraction, cfg.seed)
+    if not train and reward:
+        raise StageFailed(f"no prompt's responses earned different rewards ({report['pairs_judged']} pairs tied), "
+                          "so there is no preference to write",
+                          hint="sample more responses per prompt (samples), at a higher temperature, or over more prompts")
     if not train:
         replies = "; ".join(repr(j.reply) for j in judgments[:3])
         raise StageFailed(f"the judge decided no pair ({json.dumps(report['outcomes'])}), so there is no preference "
@@ -92,15 +124,44 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         write_jsonl(ctx.out_dir / "data" / "test.jsonl", test)
     write_jsonl(ctx.out_dir / "judgments.jsonl", [judgment_record(j) for j in judgments])
 
-    report = {**report, "judge": judge.backend.name, "policy": cfg.policy, "prompts": len(groups),
+    report = {**report, "judge": judge_name, "policy": cfg.policy, "prompts": len(groups),
               "responses": sum(len(g.responses) for g in groups), "sampled": sampled,
               "rows": {"train": len(train), "test": len(test), "format": cfg.output,
                        "prompts_without_preference": sum(1 for r in rows if not r)},
-              "tokens": {judge.usage.backend: judge.usage.as_dict()},
+              "tokens": {usage.backend: usage.as_dict()},
               "examples": examples(groups, judgments)}
-    metrics = headline(report, judge.usage)
-    ctx.metrics_log().write(len(judgments), metrics)
+    metrics = headline(report, usage)
+    ctx.metrics_log().write(len(judgments) or len(tasks), metrics)
     return StageResult(metrics=metrics, eval=report, card=usage_card(ctx, cfg))
+
+
+def ranking_reward(cfg: Config, ctx: StageContext):
+    """The rewards that rank the responses (`rank_by`), checked against the prompts' columns; None to ask a judge."""
+    if not cfg.rank_by:
+        return None
+    from llmpost.data.formats import to_prompts
+    from llmpost.rewards.registry import CombinedReward
+
+    reward = CombinedReward(cfg.rank_by, ctx.store)
+    rows = ctx.data(cfg.prompts).rows[: cfg.max_prompts]
+    reward.check_rows(to_prompts(rows, cfg.prompts) if cfg.policy else rows, cfg.prompts)
+    return reward
+
+
+def ask_judge(cfg: Config, ctx: StageContext, tasks):
+    """Every pair asked in both orders of the configured judge: (outcomes, judgments, usage)."""
+    from llmpost.judges.backend import open_judge
+    from llmpost.judges.compare import judge_pairs
+    from llmpost.reporting.progress import ProgressBar
+
+    judge_src = ctx.model(cfg.judge.model) if cfg.judge.backend == "local" else None
+    judge = open_judge(cfg.judge, model_source=judge_src, cache_root=ctx.store.root)
+    try:
+        with ProgressBar(ctx.console, "judge", total=2 * len(tasks)) as bar:
+            outcomes, judgments = judge_pairs(judge, cfg.judge, tasks, progress=bar.advance)
+    finally:
+        judge.close()
+    return outcomes, judgments, judge.usage
 
 
 def collect_groups(cfg: Config, ctx: StageContext):
@@ -116,7 +177,7 @@ def collect_groups(cfg: Config, ctx: StageContext):
     groups = []
     for row, ranking in zip(rows, to_rankings(rows, cfg.prompts), strict=True):
         answer_key = next((k for k in ANSWER_KEYS if has(row, k)), None)
-        groups.append(Group(ranking.prompt, distinct(ranking.responses), str(row[answer_key]) if answer_key else None))
+        groups.append(Group(ranking.prompt, distinct(ranking.responses), str(row[answer_key]) if answer_key else None, row))
     return groups, 0
 
 
@@ -146,7 +207,7 @@ def sample_groups(cfg: Config, ctx: StageContext):
                      max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, do_sample=True,
                      temperature=cfg.temperature, top_p=cfg.top_p)
     del model
-    groups = [Group(p["prompt"], distinct(texts[k * cfg.samples:(k + 1) * cfg.samples]), p.get("answer"))
+    groups = [Group(p["prompt"], distinct(texts[k * cfg.samples:(k + 1) * cfg.samples]), p.get("answer"), p)
               for k, p in enumerate(prompts)]
     return groups, len(texts)
 

@@ -144,3 +144,40 @@ def test_print_config_shows_the_judge_block(store):
                       "--principle", "Prefer correct arithmetic", "--print-config", store=store))
     assert "base_url: http://127.0.0.1:8000/v1" in proc.stdout and "api_key_env: MY_KEY" in proc.stdout
     assert "- Prefer correct arithmetic" in proc.stdout
+
+
+def test_rank_by_a_verifiable_reward_ranks_right_answers_first(sft_store):
+    """A policy's own samples ranked by exact match: no judge model, every right answer above every wrong one."""
+    ok(run_cli("judge", "--policy", "sft", "--prompts", "builtin:arith-prompts:test", "--rank-by", "exact_match",
+               "--samples", "4", "--max-prompts", "24", "--out", "ranked", "--set", "temperature=1.5",
+               "--set", "test_fraction=0.25", store=sft_store))
+    art = Store(sft_store).resolve("ranked")
+    rows = read_jsonl(art.path / "data" / "train.jsonl") + read_jsonl(art.path / "data" / "test.jsonl")
+    assert rows
+    for row in rows:
+        right = [rank for text, rank in zip(row["responses"], row["ranks"], strict=True) if is_correct(text, row["answer"])]
+        wrong = [rank for text, rank in zip(row["responses"], row["ranks"], strict=True) if not is_correct(text, row["answer"])]
+        assert right and wrong and max(right) < min(wrong)  # rank 0 is best; only prompts with both are written
+    report = json.loads((art.path / "eval.json").read_text())
+    assert report["judge"] == "rank_by:exact_match" and report["judgments"] == 0
+    assert report["ground_truth"]["agreement"] == 1.0
+    assert report["rows"]["prompts_without_preference"] == 24 - len(rows)
+    assert (art.path / "judgments.jsonl").read_text() == ""
+    assert {p["id"] for p in art.manifest["parents"]} == {Store(sft_store).resolve("sft").id}
+
+    ok(run_cli("rm", "--model", "sft", "--data", "ranked", "--out", "rm-ranked", "--set", "max_steps=2",
+               "--set", "eval.data=ranked:test", "--batch-size", "2", store=sft_store))
+    rm = Store(sft_store).resolve("rm-ranked")
+    assert art.id in {p["id"] for p in rm.manifest["parents"]}
+
+
+def test_rank_by_mistakes_are_usage_errors(store, tmp_path):
+    proc = run_cli("judge", "--policy", "tiny", "--rank-by", "exact_match", "--judge", "tiny", store=store)
+    assert proc.returncode == 2 and "both given" in stderr_of(proc) and "--rank-by" in stderr_of(proc)
+    proc = run_cli("judge", "--policy", "tiny", "--rank-by", "exact_macth", "--print-config", store=store)
+    assert proc.returncode == 2 and "exact_macth" in stderr_of(proc)
+    no_answers = tmp_path / "prompts.jsonl"
+    no_answers.write_text(json.dumps({"prompt": "What is 2+2?"}) + "\n")
+    proc = run_cli("judge", "--policy", "tiny", "--prompts", str(no_answers), "--rank-by", "exact_match",
+                   store=store)
+    assert proc.returncode == 2 and "'answer' column" in stderr_of(proc)
