@@ -107,7 +107,8 @@ def summarize(groups: list[Group], outcomes: list[PairVerdict], judgments: list[
         "pairs_judged": len(asked),
         "judgments": len(judgments),
         "outcomes": {k: kinds[k] for k in KINDS},
-        "position_consistency": ratio(kinds["consistent"] + kinds["tie"], both_parsed),
+        # Asked in both orders, did the verdicts agree? Without judgments (ranked by a reward) nothing was asked.
+        "position_consistency": ratio(kinds["consistent"] + kinds["tie"], both_parsed) if judgments else None,
         "tie_rate": ratio(ties, len(asked)),
         "parse_failures": unparsed,
         "parse_failure_rate": ratio(unparsed, answered),

@@ -104,8 +104,6 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
         judge_name = usage.backend
 
     report = summarize(groups, outcomes, judgments)
-    if reward:
-        report["position_consistency"] = None  # a reward has no order to be biased by
     check_failures(report, judgments, cfg.judge.max_error_rate)
     rows = preference_rows(groups, outcomes, cfg.output)
     train, test = split_groups(rows, cfg.test_fraction, cfg.seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmpost.errors import DataError
-from llmpost.judges.aggregate import Group, preference_rows
+from llmpost.judges.aggregate import Group, preference_rows, summarize
 from llmpost.judges.by_reward import reward_pairs, reward_totals
 from llmpost.judges.compare import round_robin
 from llmpost.rewards.registry import CombinedReward
@@ -23,6 +23,9 @@ def test_right_answers_win_every_pair_against_wrong_ones_and_tie_among_themselve
     assert kinds[(0, 2)] == (None, "tie") and kinds[(1, 3)] == (None, "tie")
     [row] = preference_rows([group], outcomes)[0]
     assert row["ranks"] == [0, 1, 0, 1]
+    report = summarize([group], outcomes, judgments=[])
+    assert report["position_consistency"] is None  # nothing was asked in two orders
+    assert report["ground_truth"]["agreement"] == 1.0
 
 
 def test_weighted_rewards_are_summed_before_comparing():
