@@ -1,7 +1,8 @@
 """recipes/smollm2-cpu.yaml on the real model at smoke size, and the stages it leaves out, on SmolLM2.
 
-Every stage of the real-model flow (grpo, dpo, rm, ppo against that rm) takes one step on
-SmolLM2-135M-Instruct in one `llmpost run`; the module's other tests take its artifacts
+Every stage of the real-model flow (grpo, dpo; sft, its own answers ranked by exact match, an
+rm on them, ppo from the sft model against that rm) takes one step on SmolLM2-135M-Instruct in
+one `llmpost run`; the module's other tests take its artifacts
 further: the reward model scores pairs, PPO trains on a verifiable reward, SmolLM2 judges
 its own samples. The learning claims are the recipe's full-size run (README, "the real-model
 flow"); here each stage must run on a BPE tokenizer and a ChatML template and leave
@@ -22,7 +23,7 @@ from llmpost.evaluation.report import read_items
 ROOT = Path(__file__).parents[2]
 RECIPE = ROOT / "recipes" / "smollm2-cpu.yaml"
 SMOKE = Path(__file__).parent / "smollm2-smoke.yaml"
-STARTING_FROM_SMOLLM2 = ("grpo", "dpo", "ppo")
+STARTING_FROM_SMOLLM2 = ("grpo", "dpo", "sft")
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +41,18 @@ def summary(store: Path) -> dict[str, dict]:
 
 def test_every_stage_runs_on_smollm2_and_is_evaluated_against_it(flow):
     rows = summary(flow)
-    assert set(rows) == {"grpo", "dpo", "rm", "ppo"}
+    assert set(rows) == {"grpo", "dpo", "sft", "answers", "rm", "ppo"}
     assert all(row["status"] == "ran" for row in rows.values())
     for stage in STARTING_FROM_SMOLLM2:
         assert isinstance(rows[stage]["exact_match_before"], float) and isinstance(rows[stage]["exact_match"], float)
         base = Store(flow).resolve(rows[stage]["ref"]).manifest["base_model"]
         assert base["id"] == "smollm2" and len(base["gguf"]["sha256"]) == 64
     ppo_parents = {p["ref"] for p in Store(flow).resolve(rows["ppo"]["ref"]).manifest["parents"]}
-    assert rows["rm"]["ref"] in ppo_parents, "PPO's reward model is in its lineage"
+    assert {rows["sft"]["ref"], rows["rm"]["ref"]} <= ppo_parents, "PPO starts from the SFT model, against the rm"
+    rm_parents = {p["ref"] for p in Store(flow).resolve(rows["rm"]["ref"]).manifest["parents"]}
+    assert {rows["sft"]["ref"], rows["answers"]["ref"]} <= rm_parents, "the rm learns the SFT model's ranked answers"
+    assert rows["ppo"]["start"] == "sft" and isinstance(rows["ppo"]["exact_match_delta"], float), \
+        "PPO's change is measured from the SFT model"
 
 
 def test_the_base_models_answers_are_generated_once_for_all_stages(flow):
@@ -56,7 +61,7 @@ def test_the_base_models_answers_are_generated_once_for_all_stages(flow):
     before = {stage: [(i.id, i.output) for i in read_items(Store(flow).resolve(rows[stage]["ref"]).path, "before")]
               for stage in STARTING_FROM_SMOLLM2}
     assert len(before["grpo"]) == 4
-    assert before["grpo"] == before["dpo"] == before["ppo"]
+    assert before["grpo"] == before["dpo"] == before["sft"]
 
 
 def test_the_reward_model_scores_pairs(flow, tmp_path):
