@@ -128,6 +128,16 @@ def check_reward_spec(spec: str) -> str | None:
     return f"unknown reward {name!r}{tip}; rewards: {', '.join(reward_names())}"
 
 
+def check_reward_specs(specs: Sequence[str], required: bool) -> list[str]:
+    """A config validator's check of its reward specs: ValueError naming every bad one (and none, when `required`)."""
+    problems = [p for p in map(check_reward_spec, specs) if p]
+    if required and not specs:
+        problems.append("give at least one reward, e.g. exact_match or rm:MY-RM")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return list(specs)
+
+
 def reward_model_refs(specs: Sequence[str]) -> list[str]:
     """The model references the rewards in `specs` will load (reward models, local judges), for lineage."""
     refs = []

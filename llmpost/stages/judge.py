@@ -52,12 +52,10 @@ class Config(Strict):
     @field_validator("rank_by")
     @classmethod
     def known_rewards(cls, specs: list[str]) -> list[str]:
-        from llmpost.rewards.registry import check_reward_spec
+        """Every rank_by spec is known and well-formed, before any model loads; none means ask the judge."""
+        from llmpost.rewards.registry import check_reward_specs
 
-        problems = [p for p in map(check_reward_spec, specs) if p]
-        if problems:
-            raise ValueError("; ".join(problems))
-        return specs
+        return check_reward_specs(specs, required=False)
 
 
 def inputs(cfg: Config) -> dict[str, list[str]]:

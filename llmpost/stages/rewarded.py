@@ -14,14 +14,9 @@ class RewardedConfig(TrainConfig):
     @classmethod
     def known_rewards(cls, specs: list[str]) -> list[str]:
         """Every reward spec is known and well-formed, before any model loads."""
-        from llmpost.rewards.registry import check_reward_spec
+        from llmpost.rewards.registry import check_reward_specs
 
-        problems = [p for p in map(check_reward_spec, specs) if p]
-        if not specs:
-            problems.append("give at least one reward, e.g. exact_match or rm:MY-RM")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return specs
+        return check_reward_specs(specs, required=True)
 
     def default_held_out(self) -> str | None:
         """Held-out prompts: by default the test split of built-in training prompts; none for other data."""
