@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from llmpost.reporting.progress import ProgressBar, figures
+from llmpost.reporting.progress import ProgressBar, clock, figures
 
 
 def test_bar_shows_the_task_its_count_and_the_latest_figures():
@@ -22,3 +22,32 @@ def test_bar_shows_the_task_its_count_and_the_latest_figures():
 
 def test_figures_keep_the_requested_order_and_skip_what_is_missing():
     assert figures({"b": 2, "a": 1.0}, ("a", "c", "b")) == "a=1  b=2"
+
+
+def test_without_a_terminal_the_bar_prints_plain_lines_while_it_runs():
+    # piped to a CI log, rich draws the bar only when it stops: a long stage must still show it is alive
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=False)
+    bar = ProgressBar(console, "grpo", total=30, line_every_s=0).start()
+    bar.update(10, figures({"loss": 0.25}, ("loss",)))
+    shown_while_running = out.getvalue()
+    bar.stop()
+    assert "grpo 10/30  loss=0.25" in shown_while_running
+    assert "elapsed, about" in shown_while_running and "left" in shown_while_running
+
+
+def test_lines_are_spaced_by_the_interval_and_never_drawn_on_a_terminal():
+    out = io.StringIO()
+    quiet = ProgressBar(Console(file=out, width=120, force_terminal=False), "judge", total=100, line_every_s=3600)
+    with quiet as bar:
+        bar.advance(50)
+    assert out.getvalue().count("judge") == 1  # the final bar alone, no interim line
+
+    tty = io.StringIO()
+    with ProgressBar(Console(file=tty, width=120, force_terminal=True), "dpo", total=4, line_every_s=0) as bar:
+        bar.update(2)
+    assert "elapsed, about" not in tty.getvalue()  # the live bar says it; no plain line in between
+
+
+def test_clock_reads_minutes_and_hours():
+    assert clock(65) == "1:05" and clock(3725) == "1:02:05" and clock(None) == "0:00"
