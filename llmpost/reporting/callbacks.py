@@ -36,7 +36,8 @@ class ReportCallback(TrainerCallback):
             return
         self.log.write(state.global_step, logs)
         if self.bar is not None:
-            self.bar.update(state.global_step, figures(logs, SHOWN))
+            # the closing summary (train_runtime, train_loss...) has none of SHOWN: keep the last figures
+            self.bar.update(state.global_step, figures(logs, SHOWN) or None)
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:

@@ -51,3 +51,20 @@ def test_lines_are_spaced_by_the_interval_and_never_drawn_on_a_terminal():
 
 def test_clock_reads_minutes_and_hours():
     assert clock(65) == "1:05" and clock(3725) == "1:02:05" and clock(None) == "0:00"
+
+
+def test_the_trainer_summary_log_keeps_the_last_figures_beside_the_finished_bar(tmp_path):
+    from transformers import TrainerState
+
+    from llmpost.reporting.callbacks import ReportCallback
+    from llmpost.reporting.metrics import MetricsLog
+
+    out = io.StringIO()
+    callback = ReportCallback(MetricsLog(tmp_path / "metrics.jsonl"), Console(file=out, width=120), "sft")
+    state = TrainerState(max_steps=4)
+    callback.on_train_begin(None, state, None)
+    state.global_step = 4
+    callback.on_log(None, state, None, logs={"loss": 1.25, "learning_rate": 1e-4})
+    callback.on_log(None, state, None, logs={"train_runtime": 3.0, "train_loss": 1.3})
+    callback.on_train_end(None, state, None)
+    assert "4/4" in out.getvalue() and "loss=1.25" in out.getvalue()
