@@ -27,7 +27,6 @@ class ProgressBar:
     """
 
     def __init__(self, console: Console, description: str, total: int | None, line_every_s: float = 60.0):
-        self.console = console
         self.line_every_s = line_every_s
         self.last_line = time.monotonic()
         self.progress = Progress(
@@ -60,10 +59,10 @@ class ProgressBar:
     def _line_if_due(self) -> None:
         """Without a terminal, a plain line when `line_every_s` has passed since the last one."""
         now = time.monotonic()
-        if self.console.is_terminal or now - self.last_line < self.line_every_s:
+        if self.progress.console.is_terminal or now - self.last_line < self.line_every_s:
             return
         self.last_line = now
-        self.console.print(progress_line(self.progress.tasks[self.task]), highlight=False, markup=False)
+        self.progress.console.print(progress_line(self.progress.tasks[self.task]), highlight=False, markup=False)
 
     def __enter__(self) -> ProgressBar:
         return self.start()
