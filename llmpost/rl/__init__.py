@@ -11,6 +11,7 @@ Read in this order, it is the textbook algorithm:
     gae.py         generalised advantage estimation over response tokens
     losses.py      clipped surrogate policy loss, clipped value loss, entropy
     trainer.py     one PPO step: rollout -> score -> advantages -> epochs of minibatch updates
+    trunk.py       the frozen layers below the adapter: computed once a step, replayed after
     settings.py    every knob, with its default and why
 
 and, optionally, vllm_rollout.py: the same rollouts sampled by vLLM (`--vllm`), the

@@ -52,3 +52,7 @@ class PPOSettings(Strict):
     max_grad_norm: float | None = Field(1.0, gt=0, description="clip the gradient norm; null = no clipping")
     reward_normalize: bool = Field(False, description="divide sequence rewards by their running std after removing the running mean")
     reward_clip: float | None = Field(None, gt=0, description="clip sequence rewards (after normalising) to [-c, c]; null = no clipping")
+    reuse_frozen_layers: bool = Field(
+        True, description="compute the decoder layers below the lowest adapter once per step and replay them in the "
+                          "reference and update passes (trunk.py); false = full forwards, same result"
+    )

@@ -3,7 +3,8 @@
     1. rollout   sample one response per prompt from the current policy (transformers or vLLM)
     2. score     the sequence reward of each response (reward model, verifier, ...); a response
                  no reward applies to (NaN) is counted and left out of the update
-    3. evaluate  log-probs and values under the policy, log-probs under the reference
+    3. evaluate  log-probs and values under the policy, log-probs under the reference (the layers
+                 below a top-layer adapter computed once, and replayed here and in 6: `trunk.py`)
     4. rewards   -beta * KL at every response token, plus the sequence reward at the last
                  (and, with a step reward, each step's where the step ends: `dense.py`)
     5. GAE       advantages and value targets over response tokens, advantages whitened
@@ -38,6 +39,7 @@ from llmpost.rl.policy import Reference, causal_lm
 from llmpost.rl.rollout import Rollout, sample_rollout
 from llmpost.rl.scaling import RunningMoments, scale_scores, scale_step_rewards
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
+from llmpost.rl.trunk import FrozenTrunk
 from llmpost.rl.value_head import PolicyWithValue
 
 # (chat-formatted prompt texts) -> one sampled response each, e.g. `VllmRollouts`; default: transformers' generate
@@ -111,6 +113,7 @@ class PPOTrainer:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer, device_placement=[False, False])
         self.scheduler = scheduler
         self.kl_ctl = kl_controller(kl.coef, kl.target, kl.horizon)
+        self.trunk = FrozenTrunk.of(causal_lm(policy)) if ppo.reuse_frozen_layers else FrozenTrunk(None, 0)
         self.moments = RunningMoments() if ppo.reward_normalize else None
 
     @property
@@ -231,18 +234,23 @@ class PPOTrainer:
             "response_mask": sampled * rewarded.unsqueeze(1),
         }
         temperature, mask = self.rollout_cfg.temperature, batch["response_mask"]
-        old_logprobs, old_values, entropy = [], [], []
+        old_logprobs, old_values, entropy, trunk = [], [], [], []
         for idx in torch.arange(len(mask)).split(self.micro_batch_size):
             micro = {k: v[idx] for k, v in batch.items()}
-            logits, values = self.accelerator.unwrap_model(self.model)(
-                micro["input_ids"], micro["attention_mask"], micro["position_ids"], micro["response_ids"].shape[1])
+            with self.trunk.capture() as captured:  # the frozen layers' output, replayed by the passes below
+                logits, values = self.forward(micro)
+            if not self.trunk.verified:
+                self.trunk.verify(logits, self.forward({**micro, "trunk": captured.hidden})[0])
             logits = logits.float() / temperature
             old_logprobs.append(token_logprobs(logits, micro["response_ids"]))
             old_values.append(values.float())
             entropy.append(entropy_from_logits(logits))
+            trunk.append(captured.hidden)
         batch["old_logprobs"], batch["old_values"] = torch.cat(old_logprobs), torch.cat(old_values)
+        if self.trunk.enabled and all(h is not None for h in trunk):
+            batch["trunk"] = torch.cat(trunk)
         with self.accelerator.autocast():
-            ref_logprobs = torch.cat([self.reference.logprobs({k: v[idx] for k, v in batch.items()}, temperature)
+            ref_logprobs = torch.cat([self.reference_logprobs({k: v[idx] for k, v in batch.items()}, temperature)
                                       for idx in torch.arange(len(mask)).split(self.micro_batch_size)])
 
         if self.moments is not None:  # of each response's whole reward
@@ -269,6 +277,20 @@ class PPOTrainer:
             "return_mean": masked_mean(returns, mask).item(),
         }
         return batch, stats
+
+    def forward(self, micro: dict, *, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The policy's logits and values at the response positions of `micro` (the frozen layers replayed
+        when it holds their output); `train`: through the DDP wrapper, for the update."""
+        model = self.model if train else self.accelerator.unwrap_model(self.model)
+        with self.trunk.replay(micro.get("trunk")):
+            return model(micro["input_ids"], micro["attention_mask"], micro["position_ids"],
+                         micro["response_ids"].shape[1])
+
+    def reference_logprobs(self, micro: dict, temperature: float) -> torch.Tensor:
+        """The reference's log-probs of `micro`'s responses; it shares the policy's frozen layers unless a copy."""
+        shared = self.reference.kind != "frozen-copy"
+        with self.trunk.replay(micro.get("trunk") if shared else None):
+            return self.reference.logprobs(micro, temperature)
 
     # -- 6. update ---------------------------------------------------------------
 
@@ -326,8 +348,7 @@ class PPOTrainer:
     def loss(self, micro: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """PPO's loss on a micro-batch: clipped policy loss + vf_coef * clipped value loss - entropy bonus."""
         mask = micro["response_mask"]
-        logits, values = self.model(micro["input_ids"], micro["attention_mask"], micro["position_ids"],
-                                    micro["response_ids"].shape[1])
+        logits, values = self.forward(micro, train=True)
         logits = logits.float() / self.rollout_cfg.temperature
         logprobs = token_logprobs(logits, micro["response_ids"])
         pg_loss, pg_stats = policy_loss(logprobs, micro["old_logprobs"], micro["advantages"], mask,

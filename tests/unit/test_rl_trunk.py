@@ -1,0 +1,137 @@
+"""The frozen trunk: replaying the layers below a top-layer adapter changes nothing but the work done.
+
+Family by family (`decoder_families.py`, three layers, the bottom
+two frozen): logits and hidden states under replay equal the full forward's, the frozen
+layers do not run, and the gradient still reaches the trained top layer. Then through the
+PPO trainer on the real tiny model, for both ways a LoRA policy keeps its reference: a step
+with replay gives the statistics and the trained weights of a step without it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from decoder_families import FAMILIES, left_padded_batch, tiny_model
+
+from llmpost.config.base import LoraSettings
+from llmpost.rl.policy import load_policy, response_forward
+from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
+from llmpost.rl.trainer import PPOTrainer
+from llmpost.rl.trunk import FrozenTrunk
+
+TOP_LAYERS = r".*\.layers\.[23]\..*_proj"  # tiny has 4 layers: adapters on the top two
+
+
+def three_layers_bottom_two_frozen(config_cls: str, model_cls: str, extra: dict):
+    model = tiny_model(config_cls, model_cls, {**extra, "num_hidden_layers": 3})
+    for layer in model.get_decoder().layers[:2]:
+        layer.requires_grad_(False)
+    return model
+
+
+@pytest.mark.parametrize("config_cls, model_cls, extra", [f[1:] for f in FAMILIES], ids=[f[0] for f in FAMILIES])
+def test_replaying_the_frozen_layers_gives_the_models_own_forward(config_cls, model_cls, extra):
+    model = three_layers_bottom_two_frozen(config_cls, model_cls, extra)
+    input_ids, attention_mask, position_ids, response_ids = left_padded_batch()
+    trunk = FrozenTrunk.of(model)
+    assert trunk.depth == 2
+
+    with trunk.capture() as captured:
+        full_logits, full_hidden = response_forward(model, input_ids, attention_mask, position_ids, 5)
+    calls = []
+    watch = model.get_decoder().layers[0].register_forward_pre_hook(lambda *_: calls.append(1))
+    with trunk.replay(captured.hidden):
+        logits, hidden = response_forward(model, input_ids, attention_mask, position_ids, 5)
+    hidden.sum().backward()
+
+    torch.testing.assert_close(logits, full_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(hidden, full_hidden.detach(), atol=1e-5, rtol=1e-5)
+    top = model.get_decoder().layers[2]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in top.self_attn.parameters())
+    assert calls == [1]  # called once, through the swapped forward: the layer's own never ran
+    assert "forward" not in vars(model.get_decoder().layers[0])  # its own forward is back
+    watch.remove()
+
+
+def test_the_depth_is_the_number_of_layers_below_any_trainable_weight_or_adapter():
+    from llmpost.models.load import add_lora, load_model, resolve_model
+
+    full = load_model(resolve_model("tiny"))
+    assert FrozenTrunk.of(full).depth == 0  # every weight trains
+    assert FrozenTrunk.of(full.requires_grad_(False)).depth == 4
+    model = add_lora(load_model(resolve_model("tiny")), LoraSettings(r=4, target_modules=TOP_LAYERS))
+    assert FrozenTrunk.of(model.get_base_model()).depth == 2
+    model.requires_grad_(False)  # a frozen adapter (a reference) still changes its layers' output when active
+    assert FrozenTrunk.of(model.get_base_model()).depth == 2
+
+
+def test_a_replay_that_does_not_reproduce_the_forward_is_given_up_with_a_warning():
+    trunk = FrozenTrunk(torch.nn.ModuleList([torch.nn.Identity()] * 3), depth=2)
+    with pytest.warns(UserWarning, match="does not reproduce this model's forward"):
+        trunk.verify(torch.zeros(2, 3), torch.ones(2, 3))
+    assert not trunk.enabled and trunk.verified
+    hidden = torch.ones(1)
+    with trunk.replay(hidden):  # now a no-op
+        assert "forward" not in vars(trunk.layers[0])
+
+
+@pytest.fixture(scope="module")
+def top_adapter_src(tmp_path_factory):
+    """A LoRA artifact on tiny's top two layers with weights that change the model, as a trained one would."""
+    from llmpost.models.load import add_lora, load_model, load_tokenizer, resolve_model
+    from llmpost.models.save import save_model
+
+    src = resolve_model("tiny")
+    torch.manual_seed(0)
+    model = add_lora(load_model(src), LoraSettings(r=4, target_modules=TOP_LAYERS))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    out = tmp_path_factory.mktemp("adapter") / "model"
+    save_model(model, load_tokenizer(src), out, src)
+    return resolve_model(str(out))
+
+
+ROWS = [{"prompt": [{"role": "user", "content": f"add {i} and {i + 2}"}]} for i in range(8)]
+
+
+def lengths_reward(prompts, completions, rows):
+    values = [float(len(c) % 5) for c in completions]
+    return values, {"len_mod_5": values}
+
+
+def two_steps(src, lora, reuse: bool) -> tuple[list[dict], PPOTrainer]:
+    from llmpost.models.load import load_tokenizer
+
+    torch.manual_seed(0)
+    policy, reference = load_policy(src, qlora=False, lora=lora)
+    trainer = PPOTrainer(policy, reference, load_tokenizer(src), lengths_reward, ROWS,
+                         rollout=RolloutSettings(max_new_tokens=8), kl=KLSettings(coef=0.5),
+                         ppo=PPOSettings(epochs=2, mini_batch_size=4, reuse_frozen_layers=reuse),
+                         batch_size=8, steps=2, learning_rate=1e-2)
+    return trainer.train(), trainer
+
+
+@pytest.mark.parametrize("start", ["lora", "adapter"], ids=["new-lora-adapter-disabled", "lora-artifact-reference-adapter"])
+def test_ppo_steps_with_the_trunk_replayed_equal_steps_without(start, top_adapter_src):
+    from llmpost.models.load import resolve_model
+
+    src = resolve_model("tiny") if start == "lora" else top_adapter_src
+    lora = LoraSettings(r=4, target_modules=TOP_LAYERS) if start == "lora" else None
+    replayed, trainer = two_steps(src, lora, reuse=True)
+    full, plain = two_steps(src, lora, reuse=False)
+
+    assert trainer.trunk.depth == 2 and trainer.trunk.verified and not plain.trunk.enabled
+    assert trainer.reference.kind == ("adapter-disabled" if start == "lora" else "reference-adapter")
+    assert replayed[1]["kl"] != 0  # in step 2 the policy has moved from its reference
+    for step, (a, b) in enumerate(zip(replayed, full, strict=True), 1):
+        for key in ("reward_mean", "kl", "policy_loss", "value_loss", "approx_kl", "grad_norm", "entropy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (step, key)
+    trained = dict(trainer.model.named_parameters())
+    moved = 0
+    for name, p in plain.model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(trained[name], p, atol=1e-5, rtol=1e-4)
+            moved += 1
+    assert moved > 0
