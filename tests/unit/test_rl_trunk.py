@@ -135,3 +135,18 @@ def test_ppo_steps_with_the_trunk_replayed_equal_steps_without(start, top_adapte
             torch.testing.assert_close(trained[name], p, atol=1e-5, rtol=1e-4)
             moved += 1
     assert moved > 0
+
+
+def test_turning_the_replay_off_or_on_neither_reruns_nor_restarts_a_ppo_stage(tmp_path):
+    from llmpost.artifacts.store import Store
+    from llmpost.pipeline.decisions import config_changes
+    from llmpost.pipeline.execute import fingerprint_of
+    from llmpost.stages import load_stage
+    from llmpost.stages.context import StageContext
+
+    config = load_stage("ppo").Config
+    ctx = StageContext(stage="ppo", name="ppo", store=Store(tmp_path))
+    on, off = config(), config(ppo={"reuse_frozen_layers": False})
+    assert fingerprint_of("ppo", off, ctx) == fingerprint_of("ppo", on, ctx)
+    assert fingerprint_of("ppo", config(ppo={"epochs": 2}), ctx) != fingerprint_of("ppo", on, ctx)
+    assert config_changes(on.model_dump(mode="json"), off.model_dump(mode="json")) == []
