@@ -142,3 +142,21 @@ def eval_report(store: Path, ref: str) -> dict:
     from llmpost.artifacts.store import Store
 
     return json.loads((Store(store).resolve(ref).path / "eval.json").read_text())
+
+
+def tiny_lora_artifact(out: Path, lora_settings):
+    """A LoRA adapter on tiny saved at `out`, its weights moved as a trained one's would be; its ModelSource."""
+    import torch
+
+    from llmpost.models.load import add_lora, load_model, load_tokenizer, resolve_model
+    from llmpost.models.save import save_model
+
+    src = resolve_model("tiny")
+    torch.manual_seed(0)
+    model = add_lora(load_model(src), lora_settings)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    save_model(model, load_tokenizer(src), out, src)
+    return resolve_model(str(out))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_lora_artifact
 
 from llmpost.config.base import LoraSettings
 from llmpost.rl.policy import load_policy, save_policy, sequence_logprobs
@@ -33,21 +34,9 @@ def tiny_src():
 
 
 @pytest.fixture(scope="module")
-def adapter_src(tiny_src, tmp_path_factory):
+def adapter_src(tmp_path_factory):
     """A LoRA adapter on tiny whose weights really change the model (as a trained one would)."""
-    from llmpost.models.load import add_lora, load_model, resolve_model
-    from llmpost.models.save import save_model
-
-    src, tok = tiny_src
-    torch.manual_seed(0)
-    model = add_lora(load_model(src), LoraSettings(r=4))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    out = tmp_path_factory.mktemp("adapter") / "model"
-    save_model(model, tok, out, src)
-    return resolve_model(str(out))
+    return tiny_lora_artifact(tmp_path_factory.mktemp("adapter") / "model", LoraSettings(r=4))
 
 
 def one_sgd_step(policy, batch) -> None:

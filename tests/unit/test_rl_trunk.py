@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_lora_artifact
 from decoder_families import FAMILIES, left_padded_batch, tiny_model
 
 from llmpost.config.base import LoraSettings
@@ -78,19 +79,7 @@ def test_a_replay_that_does_not_reproduce_the_forward_is_given_up_with_a_warning
 @pytest.fixture(scope="module")
 def top_adapter_src(tmp_path_factory):
     """A LoRA artifact on tiny's top two layers with weights that change the model, as a trained one would."""
-    from llmpost.models.load import add_lora, load_model, load_tokenizer, resolve_model
-    from llmpost.models.save import save_model
-
-    src = resolve_model("tiny")
-    torch.manual_seed(0)
-    model = add_lora(load_model(src), LoraSettings(r=4, target_modules=TOP_LAYERS))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    out = tmp_path_factory.mktemp("adapter") / "model"
-    save_model(model, load_tokenizer(src), out, src)
-    return resolve_model(str(out))
+    return tiny_lora_artifact(tmp_path_factory.mktemp("adapter") / "model", LoraSettings(r=4, target_modules=TOP_LAYERS))
 
 
 ROWS = [{"prompt": [{"role": "user", "content": f"add {i} and {i + 2}"}]} for i in range(8)]
