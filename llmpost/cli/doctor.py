@@ -26,14 +26,13 @@ def doctor_report() -> Table:
 
 
 def device_line() -> str:
+    """Where a stage would run (the line its manifest records), with torch's threads on a CPU."""
     import torch
 
-    if torch.cuda.is_available():
-        names = {torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}
-        return f"CUDA x{torch.cuda.device_count()}: {', '.join(sorted(names))}"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "MPS (Apple)"
-    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    from llmpost.machine import device_description
+
+    device = device_description()
+    return f"{device}, {torch.get_num_threads()} torch threads" if device.startswith("cpu") else device
 
 
 def bf16_line() -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -31,6 +30,7 @@ from llmpost.artifacts.manifest import package_versions, sha256_json
 from llmpost.artifacts.store import Artifact, Store
 from llmpost.config.resolve import to_yaml
 from llmpost.errors import ArtifactError
+from llmpost.machine import device_description
 from llmpost.ranks import is_main_process, rank, wait_for_all_ranks
 from llmpost.stages import load_stage
 from llmpost.stages.context import StageContext
@@ -237,18 +237,6 @@ def write_extras(out_dir, fields: dict, result) -> None:
     plot_curves(out_dir / "metrics.jsonl", out_dir / "plots", PLOTTED)
     card_manifest = {**fields, "ref": fields["config"].get("out") or fields["stage"]}
     (out_dir / "README.md").write_text(model_card(card_manifest, result.eval, result.card))
-
-
-def device_description() -> str:
-    """Where the run happened: the GPU model, or the CPU."""
-    import torch
-
-    if torch.cuda.is_available():
-        n = torch.cuda.device_count()
-        return f"cuda x{n} ({torch.cuda.get_device_name(0)})"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
 
 
 def train_on_other_rank(module, cfg, ctx) -> None:

@@ -63,6 +63,7 @@ def summary_rows(result) -> list[dict[str, Any]]:
             "ref": run.artifact.ref,
             "status": run.status,
             "wall_time_s": manifest.get("wall_time_s"),
+            "device": manifest.get("device"),
             "resumed_from_step": manifest.get("resumed_from_step"),
             "start": ids_by_ref.get(model, model),
             "exact_match": metrics.get("exact_match"),
@@ -119,7 +120,7 @@ def stage_table(title: str, rows: list[dict[str, Any]], failed: dict[str, BaseEx
     The figures are never wrapped nor cut; when a line is too long, the ref is cut short (`…`). Where
     each stage started, failures and skips go under the table (its caption), where they can wrap.
     """
-    notes = [starts_text(rows), *map(key_figure_text, key_figures(rows)),
+    notes = [starts_text(rows), *map(key_figure_text, key_figures(rows)), devices_text(rows),
              *(f"{sid} failed: {first_line(exc)}" for sid, exc in failed.items()),
              *(f"{sid} skipped: needs `{need}`" for sid, need in blocked.items())]
     caption = escape("\n".join(note for note in notes if note)) or None
@@ -172,6 +173,30 @@ def starts_text(rows: list[dict[str, Any]]) -> str:
     return f"vs start: the change in exact match from the stage's start ({starts}), with its 95% interval"
 
 
+def devices_text(rows: list[dict[str, Any]]) -> str:
+    """Where the times were measured: `times on cpu (AMD EPYC, x86_64, 2 cores, AVX2)`.
+
+    A reused stage keeps the time (and machine) of the run that made it, so a store filled on
+    two machines says which stage ran where: `times on A (sft, rm); B (ppo)`.
+    """
+    by_device: dict[str, list[str]] = {}
+    for row in rows:
+        if not row.get("device"):
+            continue  # a manifest without one
+        ids = by_device.setdefault(row["device"], [])
+        if row["id"] not in ids:  # several seeds: one stage, several rows
+            ids.append(row["id"])
+    if len(by_device) <= 1:
+        return "".join(f"times on {device}" for device in by_device)
+    return "times on " + "; ".join(f"{device} ({', '.join(ids)})" for device, ids in by_device.items())
+
+
+def devices_note(rows: list[dict[str, Any]]) -> list[str]:
+    """report.md's paragraph on where the wall times were measured (none for manifests without a device)."""
+    where = devices_text(rows)
+    return ["", f"Wall {where}: a reused stage shows the time of the run that made it."] if where else []
+
+
 def write_run_record(result, store: Store) -> tuple[Artifact, bool]:
     """Write (or reuse an identical) `run-<recipe>` record; returns it and whether it was reused."""
     recipe = result.recipe
@@ -215,6 +240,7 @@ def markdown_report(recipe, rows: list[dict[str, Any]], has_plot: bool) -> str:
                  "(measured by the stage itself, on the same held-out rows). In brackets, 95% intervals: "
                  "Wilson for exact match; for the change, a paired bootstrap over the held-out items. "
                  "A change whose interval holds 0 is not distinguishable from no change on these items.")
+    lines += devices_note(rows)
     if has_plot:
         lines += ["", "![held-out exact match per stage](plots/exact_match.png)"]
     if any(r["metrics"] for r in rows):
@@ -464,6 +490,7 @@ def markdown_seeds_report(result, rows: list[dict[str, Any]], means: list[dict[s
               "*mean*: the mean over seeds; for the change, a 95% interval from a two-way bootstrap that resamples the "
               "seeds and the held-out items, so it holds both the item noise and the seed-to-seed variation. A mean "
               "change whose interval holds 0 is not distinguishable from no change."]
+    lines += devices_note(rows)
     figures = key_figures(rows)
     if figures:
         lines += ["", "Stages without held-out exact match, by their key metric:", "",

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from llmpost.pipeline.report import error_bars, key_figure_text, key_figures, markdown_report, versus
+from llmpost.pipeline.report import (
+    devices_text,
+    error_bars,
+    key_figure_text,
+    key_figures,
+    markdown_report,
+    versus,
+)
 
 
 def row(sid: str, **figures) -> dict:
@@ -49,3 +56,14 @@ def test_stages_without_exact_match_are_reported_by_their_key_metric_over_seeds(
     assert [(f["id"], f["metric"]) for f in figures] == [("rm", "accuracy"), ("judge", "ground_truth_agreement")]
     assert key_figure_text(figures[0]) == "rm accuracy: 0.782, 0.785, 0.870 (mean 0.812)"
     assert key_figure_text(figures[1]) == "judge ground_truth_agreement: 0.500"
+
+
+def test_the_report_says_where_its_times_were_measured():
+    recipe = SimpleNamespace(name="demo", description=None, path=None, source={})
+    here, there = "cpu (AMD EPYC, x86_64, 2 cores, AVX2)", "cuda x1 (NVIDIA H100 80GB HBM3)"
+    assert devices_text([row("sft", device=here), row("dpo", device=here)]) == f"times on {here}"
+    text = markdown_report(recipe, [row("sft", device=here), row("dpo", device=there)], has_plot=False)
+    assert f"Wall times on {here} (sft); {there} (dpo)" in text
+    several_seeds = [row("sft", device=here, seed=0), row("sft", device=here, seed=1)]
+    assert devices_text(several_seeds) == f"times on {here}"
+    assert devices_text([row("sft")]) == "" and "Wall times" not in markdown_report(recipe, [row("sft")], False)
