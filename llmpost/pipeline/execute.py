@@ -51,9 +51,9 @@ class Outcome:
 # Config keys (dotted paths) that name or watch a run, or set how fast it runs, without changing what it
 # makes: not part of the fingerprint, so turning a tracker on, or sizing the held-out generation's batch to
 # the machine, neither reruns a stage a recipe could reuse nor loses an interrupted run's checkpoints.
-# (Greedy answers do not depend on the batch: tests/integration/test_generation.py checks it. PPO's
-# replayed frozen layers give the full forward's results: tests/unit/test_rl_trunk.py.)
-NOT_FINGERPRINTED = ("out", "report_to", "eval.batch_size", "ppo.reuse_frozen_layers")
+# (Greedy answers do not depend on the batch: tests/integration/test_generation.py checks it. PPO's and
+# DPO's replayed frozen layers give the full forward's results: tests/unit/test_trunk.py.)
+NOT_FINGERPRINTED = ("out", "report_to", "eval.batch_size", "ppo.reuse_frozen_layers", "reuse_frozen_layers")
 
 
 def fingerprinted(key: str) -> bool:

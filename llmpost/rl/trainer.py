@@ -29,6 +29,7 @@ import torch
 
 from llmpost.evaluation.generation import chat_prompt
 from llmpost.evaluation.heldout import RewardWithParts
+from llmpost.models.trunk import FrozenTrunk
 from llmpost.rl.checkpoint import load_checkpoint, save_checkpoint
 from llmpost.rl.dense import StepRewardFn, placed_rewards
 from llmpost.rl.gae import gae_advantages
@@ -39,7 +40,6 @@ from llmpost.rl.policy import Reference, causal_lm
 from llmpost.rl.rollout import Rollout, sample_rollout
 from llmpost.rl.scaling import RunningMoments, scale_scores, scale_step_rewards
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
-from llmpost.rl.trunk import FrozenTrunk
 from llmpost.rl.value_head import PolicyWithValue
 
 # (chat-formatted prompt texts) -> one sampled response each, e.g. `VllmRollouts`; default: transformers' generate

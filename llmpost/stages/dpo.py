@@ -8,7 +8,8 @@ rankings expanded by `expand`, UltraFeedback) or a preference-dataset artifact
 The reference model is always the model DPO starts from (`--model`): a frozen second
 copy (or precomputed log-probs) in full fine-tuning, the new adapter disabled under
 --lora/--qlora, a frozen copy of the input adapter when the input is one
-(`stages/reference.py`, shared with `llmpost kto`, says why).
+(`stages/reference.py`, shared with `llmpost kto`, says why). Under LoRA the reference's
+forward replays the policy's frozen layers below the lowest adapter (`stages/dpo_trainer.py`).
 
 eval.json reports the implicit reward r = beta * (log pi(y|x) - log ref(y|x)) on
 held-out pairs (accuracy: r(chosen) > r(rejected); margin: their mean difference)
@@ -58,6 +59,10 @@ class Config(TrainConfig):
     precompute_ref: bool = Field(
         False, description="compute reference log-probs once before training instead of keeping a reference model"
     )
+    reuse_frozen_layers: bool = Field(
+        True, description="under LoRA, the reference's forward replays the policy's layers below the lowest "
+                          "adapter (dpo_trainer.py); false = full forwards, same result"
+    )
 
     @field_validator("loss", mode="before")
     @classmethod
@@ -99,11 +104,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
                       if cfg.eval.enabled and cfg.eval_pairs else [])
 
     from datasets import Dataset
-    from trl import DPOTrainer
 
     from llmpost.evaluation.report import eval_fields, headline, write_items
     from llmpost.models.load import count_4bit_layers
     from llmpost.models.save import save_model
+    from llmpost.stages.dpo_trainer import TrunkSharingDPOTrainer
     from llmpost.stages.heldout import HeldOut, held_out_prompts
     from llmpost.stages.reference import drop_reference_adapter, reference_model
     from llmpost.stages.training import load_trainable, quiet, report_callback, resume_checkpoint
@@ -116,11 +121,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
 
     held_out = HeldOut.of(cfg, src, held_out_prompts(ctx, cfg), tokenizer)
     before = held_out.before(model)
-    trainer = quiet(DPOTrainer(
+    trainer = quiet(TrunkSharingDPOTrainer(
         model=model, ref_model=ref_model, args=args, train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(held_out_pairs) if held_out_pairs else None,
         processing_class=tokenizer, peft_config=peft_config,
-        callbacks=[report_callback(ctx, "dpo")],
+        callbacks=[report_callback(ctx, "dpo")], reuse_frozen_layers=cfg.reuse_frozen_layers,
     ))
     output = trainer.train(resume_from_checkpoint=resume_checkpoint(ctx))  # continues an interrupted run
     after = held_out.after(trainer.model)

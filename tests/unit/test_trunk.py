@@ -3,8 +3,9 @@
 Family by family (`decoder_families.py`, three layers, the bottom
 two frozen): logits and hidden states under replay equal the full forward's, the frozen
 layers do not run, and the gradient still reaches the trained top layer. Then through the
-PPO trainer on the real tiny model, for both ways a LoRA policy keeps its reference: a step
-with replay gives the statistics and the trained weights of a step without it.
+PPO trainer and then TRL's DPO trainer on the real tiny model, for both ways a LoRA model
+keeps its reference: steps with replay give the statistics and the trained weights of steps
+without it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from conftest import tiny_lora_artifact
 from decoder_families import FAMILIES, left_padded_batch, tiny_model
 
 from llmpost.config.base import LoraSettings
+from llmpost.models.trunk import FrozenTrunk
 from llmpost.rl.policy import load_policy, response_forward
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
 from llmpost.rl.trainer import PPOTrainer
-from llmpost.rl.trunk import FrozenTrunk
 
 TOP_LAYERS = r".*\.layers\.[23]\..*_proj"  # tiny has 4 layers: adapters on the top two
 
@@ -52,6 +53,23 @@ def test_replaying_the_frozen_layers_gives_the_models_own_forward(config_cls, mo
     assert calls == [1]  # called once, through the swapped forward: the layer's own never ran
     assert "forward" not in vars(model.get_decoder().layers[0])  # its own forward is back
     watch.remove()
+
+
+def test_computed_once_replays_the_first_forwards_frozen_layers_in_the_later_ones():
+    config_cls, model_cls, extra = FAMILIES[0][1:]
+    model = three_layers_bottom_two_frozen(config_cls, model_cls, extra)
+    input_ids, attention_mask, position_ids, _ = left_padded_batch()
+    full = model(input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+    calls = []
+    watch = model.get_decoder().layers[0].register_forward_pre_hook(lambda *_: calls.append(1))
+    with FrozenTrunk.of(model).computed_once():
+        first = model(input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+        second = model(input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+    watch.remove()
+
+    torch.testing.assert_close(first, full)
+    torch.testing.assert_close(second, full, atol=1e-5, rtol=1e-5)
+    assert len(calls) == 2 and "forward" not in vars(model.get_decoder().layers[0])  # replayed, then restored
 
 
 def test_the_depth_is_the_number_of_layers_below_any_trainable_weight_or_adapter():
@@ -139,3 +157,51 @@ def test_turning_the_replay_off_or_on_neither_reruns_nor_restarts_a_ppo_stage(tm
     assert fingerprint_of("ppo", off, ctx) == fingerprint_of("ppo", on, ctx)
     assert fingerprint_of("ppo", config(ppo={"epochs": 2}), ctx) != fingerprint_of("ppo", on, ctx)
     assert config_changes(on.model_dump(mode="json"), off.model_dump(mode="json")) == []
+
+
+def dpo_steps(src, lora, reuse: bool, work) -> tuple[list[float], object]:
+    """Three steps of the dpo stage's own trainer on built-in pairs; the logged losses and the trainer."""
+    from datasets import Dataset
+
+    from llmpost.artifacts.store import Store
+    from llmpost.data.builtin import load_builtin
+    from llmpost.data.preferences import to_pairs
+    from llmpost.stages import load_stage
+    from llmpost.stages.context import StageContext
+    from llmpost.stages.dpo import build_dpo_args
+    from llmpost.stages.dpo_trainer import TrunkSharingDPOTrainer
+    from llmpost.stages.training import load_trainable
+
+    overrides = {"lora": lora.model_dump()} if lora is not None else {}
+    cfg = load_stage("dpo").Config(model=str(src.path), max_steps=3, batch_size=4, learning_rate=1e-2,
+                                   logging_steps=1, **overrides)
+    ctx = StageContext(stage="dpo", name="dpo", store=Store(work / "store"), work_dir=work / "run")
+    rows = to_pairs(load_builtin("arith-pairs", "train")[:12], "builtin:arith-pairs", expand="all")
+    pairs = [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in rows]
+    torch.manual_seed(0)
+    tokenizer, model, peft_config = load_trainable(src, cfg)
+    trainer = TrunkSharingDPOTrainer(model=model, args=build_dpo_args(cfg, ctx, src.is_tiny),
+                                     train_dataset=Dataset.from_list(pairs), processing_class=tokenizer,
+                                     peft_config=peft_config, reuse_frozen_layers=reuse)
+    trainer.train()
+    return [h["loss"] for h in trainer.state.log_history if "loss" in h], trainer
+
+
+@pytest.mark.parametrize("start", ["lora", "adapter"], ids=["new-lora-adapter-disabled", "lora-artifact-reference-adapter"])
+def test_dpo_steps_with_the_trunk_replayed_equal_steps_without(start, top_adapter_src, tmp_path):
+    from llmpost.models.load import resolve_model
+
+    src = resolve_model("tiny") if start == "lora" else top_adapter_src
+    lora = LoraSettings(enabled=True, r=4, target_modules=TOP_LAYERS) if start == "lora" else None
+    replayed, trainer = dpo_steps(src, lora, reuse=True, work=tmp_path / "on")
+    full, plain = dpo_steps(src, lora, reuse=False, work=tmp_path / "off")
+
+    assert trainer.trunk.depth == 2 and trainer.trunk.verified and not plain.trunk.enabled
+    assert ("ref" in trainer.model.peft_config) == (start == "adapter")
+    assert len(replayed) == 3 and replayed[0] != replayed[2]  # it learned
+    assert replayed == pytest.approx(full, rel=1e-5)
+    trained = dict(trainer.model.named_parameters())
+    moved = [name for name, p in plain.model.named_parameters() if p.requires_grad]
+    assert moved
+    for name in moved:
+        torch.testing.assert_close(trained[name], dict(plain.model.named_parameters())[name], atol=1e-5, rtol=1e-4)

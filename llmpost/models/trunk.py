@@ -1,12 +1,15 @@
-"""The frozen trunk: the bottom decoder layers no PPO update changes, computed once per step.
+"""The frozen trunk: the bottom decoder layers no update changes, computed once per batch.
 
-When the policy is a LoRA adapter on the top layers only (the real-model recipe puts
+When a stage trains a LoRA adapter on the top layers only (the real-model recipe puts
 it on layers 20-29 of SmolLM2's 30), the layers below the lowest adapter are frozen
-and carry no adapter: the policy, its reference (the same base with the adapter off
-or switched) and every minibatch update of a step compute the same hidden states
-there for the same tokens. A step runs three forwards over its rollout -- the
-policy's old log-probs and values, the reference's log-probs, the update -- so the
-first captures what the frozen layers output and the other two replay it.
+and carry no adapter: the model and its reference (the same base with the adapter off
+or switched) compute the same hidden states there for the same tokens. So the first
+forward over a batch keeps what the frozen layers output and the others replay it:
+
+    PPO   a step runs three forwards over its rollout -- the policy's old log-probs and
+          values, the reference's log-probs, the update (`rl/trainer.py`)
+    DPO   each batch of [chosen; rejected] runs the policy, then the reference
+          (`stages/dpo_trainer.py`)
 
 Replay keeps the model's own forward: for its duration the frozen layers' `forward`
 is swapped for one that returns the captured output of the topmost frozen layer, so
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -89,12 +92,31 @@ class FrozenTrunk:
                 else:
                     layer.forward = forward
 
+    @contextmanager
+    def computed_once(self) -> Iterator[None]:
+        """In this block the first forward computes the frozen layers; the later ones replay their output.
+
+        For a loss that runs two forwards over the same batch, such as DPO's policy and then its reference.
+        """
+        if not self.enabled:
+            yield
+            return
+        with ExitStack() as stack:
+            def replay_from_now(_module, _args, output):
+                hook.remove()
+                if isinstance(output, torch.Tensor):
+                    stack.enter_context(self.replay(output.detach()))
+
+            hook = self.layers[self.depth - 1].register_forward_hook(replay_from_now)
+            stack.callback(hook.remove)
+            yield
+
     def verify(self, full: torch.Tensor, replayed: torch.Tensor) -> None:
         """Keep replaying only if `replayed` (logits under replay) equals `full` (the full forward's)."""
         self.verified = True
         if not torch.allclose(full.float(), replayed.float(), rtol=1e-3, atol=1e-3):
             warnings.warn(f"replaying the {self.depth} frozen decoder layers does not reproduce this model's "
-                          "forward; PPO computes them in full (slower, same result)", stacklevel=2)
+                          "forward; they are computed in full (slower, same result)", stacklevel=2)
             self.depth = 0
 
 
