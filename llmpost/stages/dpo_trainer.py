@@ -7,8 +7,8 @@ compute the same hidden states. The policy's forward keeps what the frozen layer
 output and the reference's replays it: with the adapters on SmolLM2's top 10 of 30
 layers, the reference costs a third of a forward instead of a whole one.
 
-Nothing is shared with a frozen reference copy (full fine-tuning) or with precomputed
-reference log-probs. The first batch checks, in eval mode and on two sequences, that
+Nothing is shared with a frozen reference copy (full fine-tuning), with precomputed
+reference log-probs, or under DeepSpeed or FSDP. The first batch checks, in eval mode and on two sequences, that
 replay gives the model's own logits; a model that fails keeps full forwards. Where the
 frozen layers apply dropout (training mode, a base model with dropout), the reference
 sees the policy pass's dropout there instead of drawing its own.
@@ -28,7 +28,9 @@ class TrunkSharingDPOTrainer(DPOTrainer):
 
     def __init__(self, *args, reuse_frozen_layers: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        shared = reuse_frozen_layers and self.ref_model is None and not self.precompute_ref_logps
+        # Sharded layers (DeepSpeed, FSDP) gather their weights inside their forward: left alone.
+        sharded = self.is_deepspeed_enabled or self.is_fsdp_enabled
+        shared = reuse_frozen_layers and self.ref_model is None and not self.precompute_ref_logps and not sharded
         lm = causal_lm(self.accelerator.unwrap_model(self.model))
         self.trunk = FrozenTrunk.of(lm) if shared else FrozenTrunk(None, 0)
 

@@ -167,3 +167,28 @@ def test_smollm2_grpo_step_time_in_bf16(smollm2_dir, tmp_path):
     record("smollm2 grpo step time: bf16 / fp32", steps["bf16"] / steps["fp32"], "report",
            bf16_step_s=round(steps["bf16"], 3), fp32_step_s=round(steps["fp32"], 3), completions=COMPLETIONS,
            max_tokens=MAX_TOKENS, steps=STEPS, threads=os.environ.get("OMP_NUM_THREADS", "torch default"))
+
+
+DPO_SETS = ["batch_size=8", "loss=[sigmoid,sft]"]  # the real-model recipe's DPO, on the built-in pairs
+DPO_ROUNDS = 2
+
+
+@pytest.mark.bench
+def test_smollm2_dpo_step_time_with_the_reference_replaying_the_frozen_layers(smollm2_dir, tmp_path):
+    """The recipe's DPO with its reference pass replaying the policy's 20 frozen layers, against full
+    forwards: in turn, DPO_ROUNDS times, with the same losses at every step (`stages/dpo_trainer.py`)."""
+    store = tmp_path / "store"
+    common = [s for s in COMMON_SETS if not s.startswith("rewards=")]
+    deltas: dict[bool, list[float]] = {True: [], False: []}
+    losses: dict[bool, list[float]] = {}
+    for n in range(DPO_ROUNDS):
+        for reuse in (False, True):
+            sets = [*DPO_SETS, f"reuse_frozen_layers={str(reuse).lower()}"]
+            rows, _ = run_llmpost("dpo", store, f"bench-smol-dpo-{reuse}-{n}".lower(), sets, tmp_path, common=common)
+            deltas[reuse] += row_deltas(rows)
+            losses[reuse] = [r["loss"] for r in rows]
+    assert losses[True] == losses[False], "replaying the frozen layers changed what DPO learns"
+    replayed, full = statistics.median(deltas[True]), statistics.median(deltas[False])
+    record("smollm2 dpo step time: reference replaying the frozen layers / full forwards", replayed / full, "<= 0.85",
+           replayed_step_s=round(replayed, 3), full_step_s=round(full, 3), steps=STEPS, warmup=WARMUP,
+           rounds=DPO_ROUNDS, threads=os.environ.get("OMP_NUM_THREADS", "torch default"))
