@@ -24,7 +24,7 @@ LAYERS = [
     {"rl", "rewards"},
     {"judges"},
     {"evaluation", "models", "data", "artifacts", "reporting"},
-    {"config", "ranks"},
+    {"config", "ranks", "machine"},
     {"errors", "files", "seeding", ""},  # "" = llmpost/__init__.py (the version)
 ]
 
