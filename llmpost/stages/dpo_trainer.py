@@ -5,13 +5,14 @@ the same batch. Under LoRA the reference is the same model with the adapter disa
 (or switched to a frozen copy of the input adapter), so below the lowest adapter both
 compute the same hidden states. The policy's forward keeps what the frozen layers
 output and the reference's replays it: with the adapters on SmolLM2's top 10 of 30
-layers, the reference costs a third of a forward instead of a whole one.
+layers, the reference's pass over 16 sequences of 110 tokens took 2.1 s instead of 3.8 s
+on 2 cores (the top 10 layers and the LM head over a 49k vocabulary remain), and a step 7-10% less.
 
 Nothing is shared with a frozen reference copy (full fine-tuning), with precomputed
-reference log-probs, or under DeepSpeed or FSDP. The first batch checks, in eval mode and on two sequences, that
-replay gives the model's own logits; a model that fails keeps full forwards. Where the
-frozen layers apply dropout (training mode, a base model with dropout), the reference
-sees the policy pass's dropout there instead of drawing its own.
+reference log-probs, or under DeepSpeed or FSDP. The first batch checks, in eval mode and
+on two sequences, that replay gives the model's own logits; a model that fails keeps full
+forwards. Where the frozen layers apply dropout (training mode, a base model with
+dropout), the reference sees the policy pass's dropout there instead of drawing its own.
 """
 
 from __future__ import annotations
