@@ -164,11 +164,9 @@ def dpo_steps(src, lora, reuse: bool, work) -> tuple[list[float], object]:
     from datasets import Dataset
 
     from llmpost.artifacts.store import Store
-    from llmpost.data.builtin import load_builtin
-    from llmpost.data.preferences import to_pairs
     from llmpost.stages import load_stage
     from llmpost.stages.context import StageContext
-    from llmpost.stages.dpo import build_dpo_args
+    from llmpost.stages.dpo import build_dpo_args, preference_pairs
     from llmpost.stages.dpo_trainer import TrunkSharingDPOTrainer
     from llmpost.stages.training import load_trainable
 
@@ -176,8 +174,7 @@ def dpo_steps(src, lora, reuse: bool, work) -> tuple[list[float], object]:
     cfg = load_stage("dpo").Config(model=str(src.path), max_steps=3, batch_size=4, learning_rate=1e-2,
                                    logging_steps=1, **overrides)
     ctx = StageContext(stage="dpo", name="dpo", store=Store(work / "store"), work_dir=work / "run")
-    rows = to_pairs(load_builtin("arith-pairs", "train")[:12], "builtin:arith-pairs", expand="all")
-    pairs = [{k: row[k] for k in ("prompt", "chosen", "rejected")} for row in rows]
+    pairs = preference_pairs(ctx, "builtin:arith-pairs", expand="all")[:12]
     torch.manual_seed(0)
     tokenizer, model, peft_config = load_trainable(src, cfg)
     trainer = TrunkSharingDPOTrainer(model=model, args=build_dpo_args(cfg, ctx, src.is_tiny),
