@@ -186,8 +186,10 @@ def devices_text(rows: list[dict[str, Any]]) -> str:
         ids = by_device.setdefault(row["device"], [])
         if row["id"] not in ids:  # several seeds: one stage, several rows
             ids.append(row["id"])
-    if len(by_device) <= 1:
-        return "".join(f"times on {device}" for device in by_device)
+    if not by_device:
+        return ""
+    if len(by_device) == 1:
+        return f"times on {next(iter(by_device))}"
     return "times on " + "; ".join(f"{device} ({', '.join(ids)})" for device, ids in by_device.items())
 
 
