@@ -202,3 +202,16 @@ def test_dpo_steps_with_the_trunk_replayed_equal_steps_without(start, top_adapte
     assert moved
     for name in moved:
         torch.testing.assert_close(trained[name], dict(plain.model.named_parameters())[name], atol=1e-5, rtol=1e-4)
+
+
+def test_turning_the_replay_off_or_on_neither_reruns_nor_restarts_a_dpo_stage(tmp_path):
+    from llmpost.artifacts.store import Store
+    from llmpost.pipeline.execute import fingerprint_of
+    from llmpost.stages import load_stage
+    from llmpost.stages.context import StageContext
+
+    config = load_stage("dpo").Config
+    ctx = StageContext(stage="dpo", name="dpo", store=Store(tmp_path))
+    on, off = config(), config(reuse_frozen_layers=False)
+    assert fingerprint_of("dpo", off, ctx) == fingerprint_of("dpo", on, ctx)
+    assert fingerprint_of("dpo", config(beta=0.2), ctx) != fingerprint_of("dpo", on, ctx)
