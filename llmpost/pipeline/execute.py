@@ -52,8 +52,10 @@ class Outcome:
 # makes: not part of the fingerprint, so turning a tracker on, or sizing the held-out generation's batch to
 # the machine, neither reruns a stage a recipe could reuse nor loses an interrupted run's checkpoints.
 # (Greedy answers do not depend on the batch: tests/integration/test_generation.py checks it. PPO's and
-# DPO's replayed frozen layers give the full forward's results: tests/unit/test_trunk.py.)
-NOT_FINGERPRINTED = ("out", "report_to", "eval.batch_size", "ppo.reuse_frozen_layers", "reuse_frozen_layers")
+# DPO's replayed frozen layers give the full forward's results: tests/unit/test_trunk.py; GRPO's forward
+# passes give the one pass's log-probabilities to float rounding: tests/unit/test_grpo_trainer.py.)
+NOT_FINGERPRINTED = ("out", "report_to", "eval.batch_size", "ppo.reuse_frozen_layers", "reuse_frozen_layers",
+                     "forward_batch_size")
 
 
 def fingerprinted(key: str) -> bool:
