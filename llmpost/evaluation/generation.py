@@ -7,9 +7,11 @@ rows that are done. So a row leaves the batch (and its KV cache) at its end-of-t
 and the prompts of a batch are of similar length (longest first), so that left padding
 stays short.
 
-This loop decodes greedily and gives `model.generate`'s answers. Sampling goes to
+This loop decodes greedily and gives `model.generate`'s answers. Sampling here goes to
 `model.generate` itself, so a seed draws the same samples as it always has; so does a model
 whose generation config changes greedy decoding (a repetition penalty, beam search, ...).
+GRPO's training samples come through the same loop (`sampled_rows`): there a step's time
+counts, and any fair draw will do.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ NOT_APPLIED = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no
                "sequence_bias": None, "suppress_tokens": None, "begin_suppress_tokens": None,
                "forced_bos_token_id": None, "forced_eos_token_id": None, "exponential_decay_length_penalty": None,
                "remove_invalid_values": False, "num_beams": 1, "guidance_scale": None, "watermarking_config": None}
+# Sampling fields that `sampled_rows` does not apply (it applies temperature, top_k, top_p and min_p), with
+# their neutral values: a config that sets one samples with model.generate.
+NOT_SAMPLED = {"top_h": None, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "num_return_sequences": 1}
 
 
 # How many prompts decode at once where the size is not chosen from memory: sampling (a seed's draws
@@ -95,7 +100,57 @@ def plain_greedy(model) -> bool:
 
 def greedy_rows(model, rows: list[list[int]], *, eos_token_id: int, pad_token_id: int, max_new_tokens: int,
                 **_sampling) -> list[list[int]]:
-    """Each row's greedy new tokens (up to and including its end-of-turn token), decoded with a KV cache.
+    """Each row's greedy new tokens (up to and including its end-of-turn token), decoded with a KV cache."""
+    return decode_rows(model, rows, lambda logits: logits.argmax(dim=-1), stop_token_ids=[eos_token_id],
+                       pad_token_id=pad_token_id, max_new_tokens=max_new_tokens)
+
+
+def sampled_rows(model, rows: list[list[int]], *, stop_token_ids: list[int], pad_token_id: int, max_new_tokens: int,
+                 temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                 min_p: float | None = None) -> list[list[int]]:
+    """Each row's sampled new tokens (up to and including its first stop token), decoded with a KV cache.
+
+    The draws are `model.generate`'s: its warpers, in its order, then one multinomial draw per
+    row. While every row is writing they are the same draws; once one has ended, the batch is
+    smaller and the seed's stream goes to fewer rows, so later samples differ from generate's
+    (equally likely, not the same). Only a config that `plain_sampling` accepts comes here.
+    """
+    import torch
+    from transformers import (
+        LogitsProcessorList,
+        MinPLogitsWarper,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    warpers = LogitsProcessorList()
+    if temperature is not None and temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+    if top_k:
+        warpers.append(TopKLogitsWarper(top_k))
+    if top_p is not None and top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    if min_p is not None:
+        warpers.append(MinPLogitsWarper(min_p))
+
+    def draw(logits):
+        probs = warpers(None, logits.float()).softmax(dim=-1)  # these warpers read the scores alone
+        return torch.multinomial(probs, num_samples=1).squeeze(1)
+
+    return decode_rows(model, rows, draw, stop_token_ids=stop_token_ids, pad_token_id=pad_token_id,
+                       max_new_tokens=max_new_tokens)
+
+
+def plain_sampling(config) -> bool:
+    """True when sampling with generation config `config` is temperature, top-k, top-p and min-p alone."""
+    fields = {**NOT_APPLIED, **NOT_SAMPLED}
+    return not any(getattr(config, name, None) not in (None, neutral) for name, neutral in fields.items())
+
+
+def decode_rows(model, rows: list[list[int]], choose, *, stop_token_ids: list[int], pad_token_id: int,
+                max_new_tokens: int) -> list[list[int]]:
+    """Each row's new tokens, `choose(last logits) -> tokens` at every step, up to and including its first stop token.
 
     A finished row is dropped from the batch, its cache rows with it: the next steps cost only
     the rows still writing.
@@ -106,6 +161,7 @@ def greedy_rows(model, rows: list[list[int]], *, eos_token_id: int, pad_token_id
     device = model.device
     input_ids, mask = left_padded(rows, pad_token_id)
     input_ids, mask = input_ids.to(device), mask.to(device)
+    stops = torch.tensor(stop_token_ids, device=device)
     live = torch.arange(len(rows), device=device)  # the row each batch line writes
     new: list[list[int]] = [[] for _ in rows]
     cache = DynamicCache(config=model.config)
@@ -113,10 +169,10 @@ def greedy_rows(model, rows: list[list[int]], *, eos_token_id: int, pad_token_id
         logits = model(input_ids=input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                        past_key_values=cache, use_cache=True, **last_logits_only(model)).logits[:, -1]
         for step in range(max_new_tokens):
-            tokens = logits.argmax(dim=-1)
+            tokens = choose(logits)
             for row, token in zip(live.tolist(), tokens.tolist(), strict=True):
                 new[row].append(token)
-            going = tokens != eos_token_id
+            going = ~torch.isin(tokens, stops)
             if step == max_new_tokens - 1 or not going.any():
                 break
             if not going.all():

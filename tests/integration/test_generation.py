@@ -1,4 +1,4 @@
-"""evaluation/generation.py: greedy answers in batches that finished rows leave, against `model.generate`.
+"""evaluation/generation.py: greedy answers and samples in batches that finished rows leave, against `model.generate`.
 
 On SmolLM2 (a BPE tokenizer, ChatML, pad = eos) prompts of different lengths share a batch, some
 answers end early and some reach the token budget: each must equal what `model.generate` gives
@@ -82,3 +82,58 @@ def test_only_settings_that_change_greedy_decoding_send_a_model_to_model_generat
     assert not generation.plain_greedy(model(repetition_penalty=1.05))
     assert not generation.plain_greedy(model(num_beams=4))
     assert not generation.plain_greedy(model(no_repeat_ngram_size=3))
+
+
+WARPERS = [dict(temperature=0.5), dict(temperature=0.9, top_p=0.95), dict(temperature=0.7, top_k=20, top_p=0.8),
+           dict(temperature=1.0, min_p=0.05)]
+
+
+@pytest.mark.parametrize("warpers", WARPERS, ids=lambda w: ",".join(f"{k}={v}" for k, v in w.items()))
+def test_sampled_rows_draw_what_model_generate_draws_while_no_row_has_ended(smollm2, warpers):
+    model, tokenizer = smollm2
+    prompts = [[{"role": "user", "content": r["prompt"]}] for r in load_builtin("arith-prompts", "test")[:6]]
+    ids = [tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts] * 4
+    torch.manual_seed(3)
+    rows = generation.sampled_rows(model, ids, stop_token_ids=[tokenizer.eos_token_id],
+                                   pad_token_id=tokenizer.pad_token_id, max_new_tokens=4, **warpers)
+    torch.manual_seed(3)
+    input_ids, mask = generation.left_padded(ids, tokenizer.pad_token_id)
+    with torch.no_grad():
+        out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, max_new_tokens=4,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                             **{"top_k": 0, **warpers})
+
+    assert rows == out[:, input_ids.shape[1]:].tolist()  # four tokens: nobody answers in fewer
+    assert len({tuple(row) for row in rows}) > 6  # sampled: the same prompt drew different answers
+
+
+def test_sampled_rows_end_at_their_own_stop_token_and_leave_the_batch(smollm2):
+    model, tokenizer = smollm2
+    prompts = [[{"role": "user", "content": "Reply with one word: yes or no. Is 3 more than 2?"}],
+               [{"role": "user", "content": "Count from 1 to 30, separated by commas."}]]
+    ids = [tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts] * 4
+    five = tokenizer("5", add_special_tokens=False)["input_ids"][0]
+    torch.manual_seed(0)
+    rows = generation.sampled_rows(model, ids, stop_token_ids=[tokenizer.eos_token_id], max_new_tokens=40,
+                                   pad_token_id=tokenizer.pad_token_id, temperature=0.3)
+    stopped_at_five = generation.sampled_rows(model, ids, stop_token_ids=[tokenizer.eos_token_id, five],
+                                              max_new_tokens=40, pad_token_id=tokenizer.pad_token_id,
+                                              temperature=0.3)
+
+    for row in rows:  # each ends at its end of turn or at the budget, nothing after it
+        assert row[-1] == tokenizer.eos_token_id or len(row) == 40
+        assert tokenizer.eos_token_id not in row[:-1]
+    assert min(len(row) for row in rows[0::2]) < 10 and max(len(row) for row in rows[1::2]) == 40
+    for row in stopped_at_five[1::2]:  # any stop token ends a row: the count stops at its first 5
+        assert row[-1] in (five, tokenizer.eos_token_id) and five not in row[:-1]
+
+
+def test_only_temperature_top_k_top_p_and_min_p_sample_in_rows():
+    from transformers import GenerationConfig
+
+    assert generation.plain_sampling(GenerationConfig(do_sample=True, temperature=0.5, top_k=0, top_p=1.0,
+                                                      min_p=None, repetition_penalty=1.0))  # TRL's GRPO
+    assert generation.plain_sampling(GenerationConfig(do_sample=True, temperature=0.7, top_k=20, top_p=0.8, min_p=0.1))
+    assert not generation.plain_sampling(GenerationConfig(do_sample=True, repetition_penalty=1.1))
+    assert not generation.plain_sampling(GenerationConfig(do_sample=True, typical_p=0.9))
+    assert not generation.plain_sampling(GenerationConfig(do_sample=True, num_return_sequences=2))

@@ -104,3 +104,39 @@ def test_sizing_the_passes_neither_reruns_nor_restarts_a_grpo_stage(tmp_path):
     assert fingerprint_of("grpo", config(forward_batch_size=None), ctx) == default
     assert fingerprint_of("grpo", config(forward_batch_size=2), ctx) == default
     assert fingerprint_of("grpo", config(num_generations=4), ctx) != default
+
+
+def test_completions_are_sampled_in_rows_that_end_at_the_trainers_stop_tokens(trainer, monkeypatch):
+    rows = prompt_token_ids(trainer, 8)
+    assert trainer.samples_in_rows(None, {})
+    torch.manual_seed(0)
+    first, logprobs = trainer._generate_single_turn(rows, None, {}, num_generations=2)
+    budget = trainer.generation_config.max_new_tokens
+    assert logprobs is None and len(first) == len(rows) and max(len(c) for c in first) == budget  # tiny rarely ends
+    common = max(set(first[0]), key=lambda t: sum(c.count(t) for c in first))  # make a frequent token a stop token
+    monkeypatch.setattr(trainer, "eos_token_ids", [*trainer.eos_token_ids, common])
+    torch.manual_seed(0)
+    completions, _ = trainer._generate_single_turn(rows, None, {}, num_generations=2)
+
+    for completion in completions:  # each ends at a stop token or the budget, with no stop token before
+        assert completion[-1] in trainer.eos_token_ids or len(completion) == budget
+        assert not set(completion[:-1]) & set(trainer.eos_token_ids)
+    assert min(len(c) for c in completions) < budget
+
+
+def test_a_generation_config_beyond_plain_sampling_goes_to_trls_generate(trainer, monkeypatch):
+    monkeypatch.setattr(trainer.generation_config, "repetition_penalty", 1.3)
+    assert not trainer.samples_in_rows(None, {})
+    torch.manual_seed(0)
+    completions, _ = trainer._generate_single_turn(prompt_token_ids(trainer, 2), None, {}, num_generations=2)
+    assert len(completions) == 2
+
+
+def prompt_token_ids(trainer, n: int) -> list[list[int]]:
+    """The first `n` built-in prompts as the trainer tokenizes them: chat template, generation prompt."""
+    from llmpost.data.builtin import load_builtin
+
+    tokenizer = trainer.processing_class
+    return [tokenizer.apply_chat_template([{"role": "user", "content": row["prompt"]}], add_generation_prompt=True,
+                                          tokenize=True, return_dict=False)
+            for row in load_builtin("arith-prompts", "train")[:n]]
