@@ -8,8 +8,10 @@ Sampling: TRL's `model.generate` decodes every row until the longest completion 
 row leaves the batch, and its KV cache, at its end-of-turn token (`evaluation/generation.py:
 sampled_rows`, the loop that greedy evaluation uses), with generate's warpers and draws. SmolLM2
 sampling 32 completions of up to 96 tokens (47-59 on average) took 21-22 s on 2 cores against
-26-27 s with generate. Left to `generate`: vLLM, continuous batching, images, sharded models
-(DeepSpeed, FSDP) and a generation config with more than temperature, top-k, top-p and min-p.
+26-27 s with generate; in the real-model recipe, where answers shrink to 27-30 tokens on average
+while the longest of a step still takes 60-96, 12-20 s a step against 23-29 s. Left to `generate`: vLLM,
+continuous batching, images, sharded models (DeepSpeed, FSDP) and a generation config with more
+than temperature, top-k, top-p and min-p.
 
 Passes: TRL runs the policy over a step's whole batch at once, every completion padded to
 the longest. On a CPU that one large pass is slow for its size: SmolLM2 over 32 completions
@@ -35,7 +37,8 @@ from llmpost.evaluation.generation import plain_sampling, sampled_rows
 
 
 class LlmpostGRPOTrainer(GRPOTrainer):
-    """GRPOTrainer that logs its generation and reward time and runs its forward in passes (`forward_batch_size`)."""
+    """GRPOTrainer that logs its generation and reward time, samples in rows that leave the batch when they
+    end, and runs its forward in passes of `forward_batch_size` completions."""
 
     def __init__(self, *args, forward_batch_size: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -91,8 +91,8 @@ WARPERS = [dict(temperature=0.5), dict(temperature=0.9, top_p=0.95), dict(temper
 @pytest.mark.parametrize("warpers", WARPERS, ids=lambda w: ",".join(f"{k}={v}" for k, v in w.items()))
 def test_sampled_rows_draw_what_model_generate_draws_while_no_row_has_ended(smollm2, warpers):
     model, tokenizer = smollm2
-    prompts = [[{"role": "user", "content": r["prompt"]}] for r in load_builtin("arith-prompts", "test")[:6]]
-    ids = [tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts] * 4
+    prompts = [[{"role": "user", "content": r["prompt"]}] for r in load_builtin("arith-prompts", "test")[:3]]
+    ids = [tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts] * 3
     torch.manual_seed(3)
     rows = generation.sampled_rows(model, ids, stop_token_ids=[tokenizer.eos_token_id],
                                    pad_token_id=tokenizer.pad_token_id, max_new_tokens=4, **warpers)
@@ -104,14 +104,14 @@ def test_sampled_rows_draw_what_model_generate_draws_while_no_row_has_ended(smol
                              **{"top_k": 0, **warpers})
 
     assert rows == out[:, input_ids.shape[1]:].tolist()  # four tokens: nobody answers in fewer
-    assert len({tuple(row) for row in rows}) > 6  # sampled: the same prompt drew different answers
+    assert len({tuple(row) for row in rows}) > 3  # sampled: the same prompt drew different answers
 
 
 def test_sampled_rows_end_at_their_own_stop_token_and_leave_the_batch(smollm2):
     model, tokenizer = smollm2
     prompts = [[{"role": "user", "content": "Reply with one word: yes or no. Is 3 more than 2?"}],
                [{"role": "user", "content": "Count from 1 to 30, separated by commas."}]]
-    ids = [tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts] * 4
+    ids = [tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts] * 2
     five = tokenizer("5", add_special_tokens=False)["input_ids"][0]
     torch.manual_seed(0)
     rows = generation.sampled_rows(model, ids, stop_token_ids=[tokenizer.eos_token_id], max_new_tokens=40,
