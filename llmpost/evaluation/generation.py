@@ -94,8 +94,12 @@ def kv_bytes_per_token(model) -> int:
 
 def plain_greedy(model) -> bool:
     """True when the model's generation config leaves greedy decoding the plain argmax."""
-    config = getattr(model, "generation_config", None)
-    return not any(getattr(config, name, None) not in (None, neutral) for name, neutral in NOT_APPLIED.items())
+    return leaves_neutral(getattr(model, "generation_config", None), NOT_APPLIED)
+
+
+def leaves_neutral(config, fields: dict) -> bool:
+    """True when generation config `config` sets none of `fields` to other than its neutral value (or None)."""
+    return not any(getattr(config, name, None) not in (None, neutral) for name, neutral in fields.items())
 
 
 def greedy_rows(model, rows: list[list[int]], *, eos_token_id: int, pad_token_id: int, max_new_tokens: int,
@@ -144,8 +148,7 @@ def sampled_rows(model, rows: list[list[int]], *, stop_token_ids: list[int], pad
 
 def plain_sampling(config) -> bool:
     """True when sampling with generation config `config` is temperature, top-k, top-p and min-p alone."""
-    fields = {**NOT_APPLIED, **NOT_SAMPLED}
-    return not any(getattr(config, name, None) not in (None, neutral) for name, neutral in fields.items())
+    return leaves_neutral(config, {**NOT_APPLIED, **NOT_SAMPLED})
 
 
 def decode_rows(model, rows: list[list[int]], choose, *, stop_token_ids: list[int], pad_token_id: int,
