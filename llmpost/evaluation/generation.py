@@ -10,8 +10,8 @@ stays short.
 This loop decodes greedily and gives `model.generate`'s answers. Sampling here goes to
 `model.generate` itself, so a seed draws the same samples as it always has; so does a model
 whose generation config changes greedy decoding (a repetition penalty, beam search, ...).
-GRPO's training samples come through the same loop (`sampled_rows`): there a step's time
-counts, and any fair draw will do.
+GRPO's and PPO's training samples come through the same loop (`sampled_rows`): there a step's
+time counts, and any fair draw will do.
 """
 
 from __future__ import annotations

@@ -6,9 +6,14 @@ marks the tokens the policy actually chose, up to and including the first EOS:
 the prompt and the padding never enter a loss. Every response holds at least one
 token (an empty one is its EOS), so every response has a token to carry its reward.
 
-`sample_rollout` samples with transformers' `generate`; `vllm_rollout.py` samples
-with vLLM. Both hand unpadded token lists to `rollout_from_token_lists`, the one
-place that pads and masks them.
+`sample_rollout` samples with the model itself; `vllm_rollout.py` samples with vLLM.
+Both hand unpadded token lists to `rollout_from_token_lists`, the one place that pads
+and masks them.
+
+The model samples in rows that leave the batch at their end of turn (`sampled_rows`, the
+loop eval and GRPO use): `generate` runs every row until the longest answer ends, and a
+PPO step's answers differ in length. A generation config that does more than temperature,
+top-k, top-p and min-p (a repetition penalty, ...) samples with `generate`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from llmpost.evaluation.generation import plain_sampling, sampled_rows
 
 
 @dataclass
@@ -62,18 +69,24 @@ def sample_rollout(lm, tokenizer, prompt_texts: list[str], *, temperature: float
     """Sample one response per prompt (already chat-formatted text) from causal LM `lm`."""
     device = next(lm.parameters()).device
     prompt_ids = prompt_token_lists(tokenizer, prompt_texts, max_prompt_length)
-    input_ids, attention_mask = pad_rows(prompt_ids, tokenizer.pad_token_id, left=True)
     was_training = lm.training
     lm.eval()  # generation uses the KV cache; gradient checkpointing would turn it off in train mode
     try:
-        out = lm.generate(
-            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), do_sample=True,
-            temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        )
+        config = getattr(lm, "generation_config", None)
+        if plain_sampling(config):
+            responses = sampled_rows(lm, prompt_ids, stop_token_ids=[tokenizer.eos_token_id],
+                                     pad_token_id=tokenizer.pad_token_id, max_new_tokens=max_new_tokens,
+                                     temperature=temperature, top_p=top_p, min_p=getattr(config, "min_p", None))
+        else:
+            input_ids, attention_mask = pad_rows(prompt_ids, tokenizer.pad_token_id, left=True)
+            out = lm.generate(
+                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), do_sample=True,
+                temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+            )
+            responses = until_eos(out[:, input_ids.shape[1]:], tokenizer.eos_token_id)
     finally:
         lm.train(was_training)
-    responses = until_eos(out[:, input_ids.shape[1]:], tokenizer.eos_token_id)
     return rollout_from_token_lists(prompt_ids, responses, tokenizer, device)
 
 

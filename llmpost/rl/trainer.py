@@ -42,7 +42,7 @@ from llmpost.rl.scaling import RunningMoments, scale_scores, scale_step_rewards
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
 from llmpost.rl.value_head import PolicyWithValue
 
-# (chat-formatted prompt texts) -> one sampled response each, e.g. `VllmRollouts`; default: transformers' generate
+# (chat-formatted prompt texts) -> one sampled response each, e.g. `VllmRollouts`; default: `sample_rollout`
 RolloutFn = Callable[[list[str]], Rollout]
 
 
@@ -72,7 +72,7 @@ class PPOTrainer:
     `prompts` are rows `{"prompt": [messages], ...}` (other columns reach `reward_fn`).
     `batch_size` prompts per process per step, one response each; `steps` PPO steps
     (or, when <= 0, enough for `epochs` passes over the prompts). `rollouts` samples the
-    responses; by default the policy itself does, with transformers' `generate`.
+    responses; by default the policy itself does (`sample_rollout`).
     `step_reward_fn` adds rewards inside responses, each on the token that ends a step
     (`dense.py`): a response's whole reward is then its sequence reward plus those.
     """
@@ -187,7 +187,7 @@ class PPOTrainer:
     # -- 1. rollout ------------------------------------------------------------
 
     def sample(self, prompt_texts: list[str]) -> Rollout:
-        """The default rollouts: one response per prompt from the policy, with transformers' `generate`."""
+        """The default rollouts: one response per prompt, sampled by the policy itself."""
         return sample_rollout(self.policy, self.tokenizer, prompt_texts, temperature=self.rollout_cfg.temperature,
                               top_p=self.rollout_cfg.top_p, max_new_tokens=self.rollout_cfg.max_new_tokens,
                               max_prompt_length=self.max_prompt_length)

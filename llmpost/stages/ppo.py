@@ -21,7 +21,7 @@ it, so GAE credits the steps one by one; the other rewards stay on the last toke
 response's dense rewards sum to the aggregate it would have had
 (`rewards/process_reward.py` says why that scale, `rl/dense.py` how steps find tokens).
 
-Rollouts are sampled with transformers' `generate`, or with `--vllm` by vLLM: in this
+Rollouts are sampled by the policy itself (`rl/rollout.py`), or with `--vllm` by vLLM: in this
 process (`vllm_mode: colocate`, on `vllm_gpu_memory_utilization` of the GPU) or from a
 `trl vllm-serve` (`server`, at `vllm_server_url`); see `rl/vllm_rollout.py`. Either way
 the policy itself computes every log-prob PPO uses.
