@@ -132,6 +132,32 @@ def test_a_generation_config_beyond_plain_sampling_goes_to_trls_generate(trainer
     assert len(completions) == 2
 
 
+
+def test_a_training_step_samples_in_rows_and_runs_its_forward_in_passes(trainer, monkeypatch):
+    """Both overrides take TRL's private hooks: were one renamed, a step would quietly take TRL's slower path."""
+    from trl import GRPOTrainer
+
+    import llmpost.stages.grpo_trainer as module
+
+    sampled_prompts, pass_rows = [], []
+    real_sampled_rows, real_pass = module.sampled_rows, GRPOTrainer._get_per_token_logps_and_entropies
+
+    def counted_sampled_rows(model, rows, **kwargs):
+        sampled_prompts.append(len(rows))
+        return real_sampled_rows(model, rows, **kwargs)
+
+    def counted_pass(self, model, input_ids, *args, **kwargs):
+        pass_rows.append(input_ids.size(0))
+        return real_pass(self, model, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(module, "sampled_rows", counted_sampled_rows)
+    monkeypatch.setattr(GRPOTrainer, "_get_per_token_logps_and_entropies", counted_pass)
+    trainer.forward_batch_size = 2
+    trainer.train()  # the fixture's one step: 4 completions
+
+    assert sum(sampled_prompts) == 4
+    assert pass_rows and max(pass_rows) == 2
+
 def prompt_token_ids(trainer, n: int) -> list[list[int]]:
     """The first `n` built-in prompts as the trainer tokenizes them: chat template, generation prompt."""
     from llmpost.data.builtin import load_builtin
