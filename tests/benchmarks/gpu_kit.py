@@ -190,6 +190,7 @@ def prepare(args_json: str) -> None:
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from llmpost.machine import device_description
     from llmpost.models.tiny import tiny_path
 
     args = json.loads(args_json)
@@ -218,7 +219,7 @@ def prepare(args_json: str) -> None:
         del model
         if cuda:
             torch.cuda.empty_cache()
-    machine = {"device": torch.cuda.get_device_name(0) if cuda else f"CPU ({os.cpu_count()} cores)",
+    machine = {"device": torch.cuda.get_device_name(0) if cuda else device_description(),  # the GPU's name: peak_flops
                "cuda": cuda, "device_bytes": torch.cuda.get_device_properties(0).total_memory if cuda else None,
                "torch": torch.__version__, "cuda_version": torch.version.cuda, "transformers": transformers.__version__}
     for package in ("trl", "peft", "bitsandbytes", "vllm"):
