@@ -132,7 +132,6 @@ def test_a_generation_config_beyond_plain_sampling_goes_to_trls_generate(trainer
     assert len(completions) == 2
 
 
-
 def test_a_training_step_samples_in_rows_and_runs_its_forward_in_passes(trainer, monkeypatch):
     """Both overrides take TRL's private hooks: were one renamed, a step would quietly take TRL's slower path."""
     from trl import GRPOTrainer
@@ -157,6 +156,7 @@ def test_a_training_step_samples_in_rows_and_runs_its_forward_in_passes(trainer,
 
     assert sum(sampled_prompts) == 4
     assert pass_rows and max(pass_rows) == 2
+
 
 def prompt_token_ids(trainer, n: int) -> list[list[int]]:
     """The first `n` built-in prompts as the trainer tokenizes them: chat template, generation prompt."""

@@ -55,7 +55,6 @@ def test_sampled_rollout_is_left_padded_prompt_then_masked_response(tiny):
     assert len(r.completions) == 2 and all(isinstance(c, str) for c in r.completions)
 
 
-
 def test_rollouts_draw_generates_samples_and_other_configs_sample_with_generate(tiny, monkeypatch):
     """Rows that leave the batch draw `generate`'s tokens while every row writes; a generation config
     they do not apply (here: words it bans) sends sampling to `generate` itself."""
@@ -67,12 +66,13 @@ def test_rollouts_draw_generates_samples_and_other_configs_sample_with_generate(
     def by_generate():
         ids, mask = pad_rows(prompt_token_lists(tok, prompts), tok.pad_token_id, left=True)
         torch.manual_seed(3)
-        policy.eval()
+        was_training = policy.training
+        policy.eval()  # as sample_rollout samples
         try:
             out = policy.generate(input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, **settings,
                                   eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
         finally:
-            policy.train()
+            policy.train(was_training)
         return out[:, ids.shape[1]:]
 
     def by_rollout():
@@ -80,12 +80,13 @@ def test_rollouts_draw_generates_samples_and_other_configs_sample_with_generate(
         return sample_rollout(policy, tok, prompts, **settings).response_ids
 
     plain = by_generate()
-    assert EOS not in plain.tolist()  # every row writes to the end: the draws are comparable
+    assert not (plain == EOS).any()  # every row writes to the end: the draws are comparable
     assert torch.equal(by_rollout(), plain)
     monkeypatch.setattr(policy.generation_config, "bad_words_ids", [[token] for token in plain[:, 0].tolist()])
     banned = by_generate()
     assert not (banned[:, 0] == plain[:, 0]).any()
     assert torch.equal(by_rollout(), banned)
+
 
 def test_logprobs_do_not_depend_on_padding_or_batch_neighbours(tiny):
     """The masking of prompt padding and response padding, checked on the real model."""
