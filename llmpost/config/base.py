@@ -257,3 +257,18 @@ class TrainConfig(Strict):
                 flag = f" ({FLAGS[key]})" if key in FLAGS else ""
                 problems.append(f"trainer.{arg}: llmpost sets this itself; use `{key}`{flag}")
         return problems
+
+
+def qlora_vllm_problems(cfg: TrainConfig, vllm: bool, vllm_mode: str) -> list[str]:
+    """What a 4-bit base (`qlora`) cannot do with vLLM: its adapter syncs alone to a colocated vLLM that stays
+    awake (`rl/vllm_adapter.py`); `trl vllm-serve` takes no adapters, and sleep drops vLLM's copy of the base."""
+    if not (vllm and cfg.qlora):
+        return []
+    problems = []
+    if vllm_mode != "colocate":
+        problems.append(f"--qlora with vllm_mode={vllm_mode}: a 4-bit base syncs its LoRA adapter to a colocated "
+                        "vLLM only (`trl vllm-serve` takes no adapters): set vllm_mode=colocate")
+    if cfg.trainer.get("vllm_enable_sleep_mode"):
+        problems.append("--qlora with trainer.vllm_enable_sleep_mode: asleep, vLLM drops its 4-bit base, and the "
+                        "adapter syncs do not send it back: leave it off")
+    return problems

@@ -3,7 +3,8 @@
 vLLM samples much faster than transformers' `generate` on a GPU: paged KV cache,
 continuous batching, CUDA graphs. TRL's `VLLMGeneration` runs it, in this process
 (`colocate`, sharing the GPU) or in a separate `trl vllm-serve` (`server`), and
-pushes the policy's current weights to it (LoRA adapters merged in). vLLM only
+pushes the policy's current weights to it (LoRA adapters merged in; a LoRA policy on a
+4-bit base sends its adapter alone, to a colocated vLLM: `rl/vllm_adapter.py`). vLLM only
 samples: PPO still computes every log-prob with the policy itself, from the tokens
 that vLLM chose.
 
@@ -59,10 +60,10 @@ class VllmRollouts:
                  server_url: str | None = None, gpu_memory_utilization: float = 0.3,
                  max_prompt_length: int | None = None, max_num_seqs: int | None = None,
                  trust_remote_code: bool = False):
-        from trl.generation.vllm_generation import VLLMGeneration
+        from llmpost.rl.vllm_adapter import vllm_generation
 
         self.tokenizer, self.max_prompt_length, self.device = tokenizer, max_prompt_length, accelerator.device
-        self.engine = VLLMGeneration(
+        self.engine = vllm_generation(
             policy, accelerator, tokenizer, mode=mode, server_base_url=server_url,  # None: TRL's 0.0.0.0:8000
             gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
             # The longest sequence PPO makes; the model's full context would only cost KV-cache memory.

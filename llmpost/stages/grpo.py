@@ -23,6 +23,7 @@ from llmpost.config.base import (
     LearningRates,
     TrainConfig,
     learning_rate_field,
+    qlora_vllm_problems,
 )
 from llmpost.rl.vllm_rollout import check_vllm
 from llmpost.stages.context import StageContext, StageResult, stage_inputs
@@ -76,11 +77,14 @@ class Config(RewardedConfig):
     )
 
     @model_validator(mode="after")
-    def whole_groups(self) -> Config:
+    def consistent(self) -> Config:
+        problems = qlora_vllm_problems(self, self.vllm, self.vllm_mode)
         per_step = self.batch_size * self.grad_accum
         if per_step % self.num_generations:
-            raise ValueError(f"batch_size x grad_accum ({per_step}) must be a multiple of num_generations "
-                             f"({self.num_generations}): each step holds whole groups of completions")
+            problems.append(f"batch_size x grad_accum ({per_step}) must be a multiple of num_generations "
+                            f"({self.num_generations}): each step holds whole groups of completions")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

@@ -13,6 +13,9 @@ while the longest of a step still takes 60-96, 12-20 s a step against 23-29 s. L
 continuous batching, images, sharded models (DeepSpeed, FSDP) and a generation config with more
 than temperature, top-k, top-p and min-p.
 
+vLLM (`--vllm`): TRL's engine, except for a LoRA policy on a 4-bit base, whose adapter alone is
+synced to vLLM (`rl/vllm_adapter.py`) where TRL would merge it into the 4-bit weights.
+
 Passes: TRL runs the policy over a step's whole batch at once, every completion padded to
 the longest. On a CPU that one large pass is slow for its size: SmolLM2 over 32 completions
 (55 prompt tokens, 60 completion tokens on average, padded to 96; LoRA on its top 10 layers)
@@ -41,7 +44,12 @@ class LlmpostGRPOTrainer(GRPOTrainer):
     end, and runs its forward in passes of `forward_batch_size` completions."""
 
     def __init__(self, *args, forward_batch_size: int | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+        import trl.trainer.grpo_trainer
+
+        from llmpost.rl.vllm_adapter import vllm_generation_in
+
+        with vllm_generation_in(trl.trainer.grpo_trainer):  # vLLM gets a 4-bit base's adapter alone
+            super().__init__(*args, **kwargs)
         self.forward_batch_size = forward_batch_size
 
     def _generate(self, prompts):
@@ -66,10 +74,11 @@ class LlmpostGRPOTrainer(GRPOTrainer):
 
     def samples_in_rows(self, images, multimodal_fields) -> bool:
         """Whether this generation can go to `sampled_rows` (text only, one process's whole model, plain sampling)."""
-        other_engine = self.use_vllm or self.use_transformers_continuous_batching
+        if self.use_vllm or self.use_transformers_continuous_batching:
+            return False  # another engine: TRL builds no `generation_config` for it
         sharded = self.is_deepspeed_enabled or self.is_fsdp_enabled
         config = self.generation_config
-        return (not other_engine and not sharded and images is None and not multimodal_fields
+        return (not sharded and images is None and not multimodal_fields
                 and bool(config.do_sample) and plain_sampling(config))
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):

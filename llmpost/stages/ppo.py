@@ -41,6 +41,7 @@ from llmpost.config.base import (
     LearningRates,
     learning_rate,
     learning_rate_field,
+    qlora_vllm_problems,
 )
 from llmpost.rl.settings import KLSettings, PPOSettings, RolloutSettings
 from llmpost.stages.context import StageContext, StageResult, stage_inputs
@@ -103,6 +104,7 @@ class Config(RewardedConfig):
         if self.max_length <= self.rollout.max_new_tokens:
             problems.append(f"max_length ({self.max_length}) must exceed rollout.max_new_tokens "
                             f"({self.rollout.max_new_tokens}) to leave room for the prompt")
+        problems += qlora_vllm_problems(self, self.vllm, self.vllm_mode)
         if self.vllm_server_url and self.vllm_mode != "server":
             problems.append("vllm_server_url is read only with vllm_mode=server: set vllm_mode=server or drop it")
         if self.process_rewards == "dense" and (n := len(process_reward_specs(self.rewards))) != 1:

@@ -12,7 +12,9 @@ One run measures, side by side, on random-initialised models of real shapes buil
   grpo   `llmpost grpo --qlora` and llmpost's own `llmpost ppo --qlora` at equal completions per step
   ppo    (GRPO: prompts x num_generations, PPO: as many prompts x 1; one optimisation pass each, both
          with a KL term to the adapter-disabled reference), step time and peak memory; each again with
-         `--vllm` (colocate) when vllm is importable and CUDA is there, else a row saying why not
+         `--vllm` (colocate) when vllm is importable and CUDA is there, else a row saying why not: every
+         run is `--qlora`, so these rows sync the adapter alone to vLLM's own 4-bit base
+         (`llmpost/rl/vllm_adapter.py`; `pip install -c constraints.txt vllm` first)
   plan   `llmpost plan STAGE --json` with each run's settings, against the run's measured peak
 
 Models. Llama-3.1-8B's shape (hidden 4096, intermediate 14336, 32 layers, 32 heads, 8 kv heads, vocab
