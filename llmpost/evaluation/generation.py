@@ -162,7 +162,7 @@ def decode_rows(model, rows: list[list[int]], choose, *, stop_token_ids: list[in
     from transformers import DynamicCache
 
     device = model.device
-    input_ids, mask = left_padded(rows, pad_token_id)
+    input_ids, mask = pad_rows(rows, pad_token_id, left=True)
     input_ids, mask = input_ids.to(device), mask.to(device)
     stops = torch.tensor(stop_token_ids, device=device)
     live = torch.arange(len(rows), device=device)  # the row each batch line writes
@@ -197,12 +197,16 @@ def last_logits_only(model) -> dict:
 
 
 def decode_with_generate(model, rows: list[list[int]], *, eos_token_id: int, pad_token_id: int, max_new_tokens: int,
-                         do_sample: bool, temperature: float, top_p: float) -> list[list[int]]:
-    """`model.generate` on the batch, with the model's own generation config: each row's new tokens."""
+                         do_sample: bool, temperature: float, top_p: float, top_k: int | None = None) -> list[list[int]]:
+    """`model.generate` on the batch, with the model's own generation config: each row's new tokens.
+
+    `top_k` None keeps the config's (generate's default top-k is 50); 0 samples from the whole vocabulary."""
     import torch
 
-    input_ids, mask = left_padded(rows, pad_token_id)
+    input_ids, mask = pad_rows(rows, pad_token_id, left=True)
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else {"do_sample": False}
+    if do_sample and top_k is not None:
+        sampling["top_k"] = top_k
     with torch.no_grad():
         out = model.generate(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
                              max_new_tokens=max_new_tokens, pad_token_id=pad_token_id, eos_token_id=eos_token_id,
@@ -210,16 +214,19 @@ def decode_with_generate(model, rows: list[list[int]], *, eos_token_id: int, pad
     return out[:, input_ids.shape[1]:].tolist()
 
 
-def left_padded(rows: list[list[int]], pad_token_id: int):
-    """`[B, longest]` token ids padded on the left (decoder-only models continue from the right edge), and the mask."""
+def pad_rows(rows: list[list[int]], pad_token_id: int, *, left: bool):
+    """Token lists of different lengths as one `[B, longest]` tensor (on the CPU) and its mask of real tokens.
+
+    Prompts go on the left (a decoder-only model continues from the right edge), completions on the right."""
     import torch
 
-    width = max(len(row) for row in rows)
+    width = max((len(row) for row in rows), default=0)
     ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row):] = 1
+        cols = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, cols] = torch.tensor(list(row), dtype=torch.long)
+        mask[i, cols] = 1
     return ids, mask
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from llmpost.evaluation.generation import plain_sampling, sampled_rows
+from llmpost.evaluation.generation import decode_with_generate, pad_rows, plain_sampling, sampled_rows
 
 
 @dataclass
@@ -78,13 +78,10 @@ def sample_rollout(lm, tokenizer, prompt_texts: list[str], *, temperature: float
                                      pad_token_id=tokenizer.pad_token_id, max_new_tokens=max_new_tokens,
                                      temperature=temperature, top_p=top_p, min_p=getattr(config, "min_p", None))
         else:
-            input_ids, attention_mask = pad_rows(prompt_ids, tokenizer.pad_token_id, left=True)
-            out = lm.generate(
-                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), do_sample=True,
-                temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
-                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-            )
-            responses = until_eos(out[:, input_ids.shape[1]:], tokenizer.eos_token_id)
+            new_tokens = decode_with_generate(
+                lm, prompt_ids, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+            responses = until_eos(torch.tensor(new_tokens), tokenizer.eos_token_id)
     finally:
         lm.train(was_training)
     return rollout_from_token_lists(prompt_ids, responses, tokenizer, device)
@@ -131,15 +128,3 @@ def rollout_from_token_lists(prompt_ids: list[list[int]], completion_ids: list[l
     completions = tokenizer.batch_decode(response, skip_special_tokens=True)
     return Rollout(prompt.to(device), prompt_mask.to(device), response.to(device), response_mask.to(device),
                    completions)
-
-
-def pad_rows(rows: list[list[int]], pad_token_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token lists of different lengths as one `[B, longest]` tensor (on the CPU) and its mask of real tokens."""
-    width = max((len(row) for row in rows), default=0)
-    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        cols = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[i, cols] = torch.tensor(list(row), dtype=torch.long)
-        mask[i, cols] = 1
-    return ids, mask

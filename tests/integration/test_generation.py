@@ -96,7 +96,7 @@ def test_sampled_rows_draw_what_model_generate_draws_while_no_row_has_ended(smol
     rows = generation.sampled_rows(model, ids, stop_token_ids=[tokenizer.eos_token_id],
                                    pad_token_id=tokenizer.pad_token_id, max_new_tokens=4, **warpers)
     torch.manual_seed(3)
-    input_ids, mask = generation.left_padded(ids, tokenizer.pad_token_id)
+    input_ids, mask = generation.pad_rows(ids, tokenizer.pad_token_id, left=True)
     with torch.no_grad():
         out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, max_new_tokens=4,
                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from llmpost.evaluation.generation import pad_rows
 from llmpost.rl.gae import gae_advantages
 from llmpost.rl.kl import kl_penalized_rewards
 from llmpost.rl.rollout import (
-    pad_rows,
     positions_from_mask,
     prompt_token_lists,
     response_mask_from,
