@@ -162,15 +162,12 @@ def decode_rows(model, rows: list[list[int]], choose, *, stop_token_ids: list[in
     from transformers import DynamicCache
 
     device = model.device
-    input_ids, mask = pad_rows(rows, pad_token_id, left=True)
-    input_ids, mask = input_ids.to(device), mask.to(device)
     stops = torch.tensor(stop_token_ids, device=device)
     live = torch.arange(len(rows), device=device)  # the row each batch line writes
     new: list[list[int]] = [[] for _ in rows]
     cache = DynamicCache(config=model.config)
     with torch.inference_mode():
-        logits = model(input_ids=input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                       past_key_values=cache, use_cache=True, **last_logits_only(model)).logits[:, -1]
+        logits, mask = prefill(model, rows, cache, pad_token_id)
         for step in range(max_new_tokens):
             tokens = choose(logits)
             for row, token in zip(live.tolist(), tokens.tolist(), strict=True):
@@ -186,6 +183,65 @@ def decode_rows(model, rows: list[list[int]], choose, *, stop_token_ids: list[in
             logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1,
                            past_key_values=cache, use_cache=True).logits[:, -1]
     return new
+
+
+# A start shared by every prompt is computed once, then copied to every row, when it is at least this long:
+# below it, the extra forward call costs about what it saves.
+MIN_SHARED_START = 8
+
+
+def prefill(model, rows: list[list[int]], cache, pad_token_id: int):
+    """Run the prompts into `cache`: (each row's last logits, the attention mask so far).
+
+    Work that every row would repeat is done once. Equal prompts (GRPO's group of samples per
+    prompt) are computed once and their cache rows copied. A start that all prompts share (a
+    chat template's default system prompt: SmolLM2's is 24 of the built-in task's 47-55
+    tokens) is computed once for one row, copied to every row, and the rest of each prompt
+    follows it, left-padded: the padding sits between the shared start and the rest, masked.
+    On SmolLM2 the 64 prompts of a PPO step took 5.5 s instead of 8.0-8.5 s to answer greedily,
+    with the same answers. Rounding differs from one whole pass (other matrix shapes), so a
+    near-tie can go the other way.
+    """
+    import torch
+
+    device = model.device
+    distinct = list(dict.fromkeys(tuple(row) for row in rows))
+    shared = shared_start(distinct) if len(distinct) > 1 and copyable(cache) else 0
+    shared = shared if shared >= MIN_SHARED_START else 0
+    keep_last = last_logits_only(model)
+    if shared:
+        model(input_ids=torch.tensor([distinct[0][:shared]], device=device), past_key_values=cache, use_cache=True,
+              **keep_last)
+        cache.batch_repeat_interleave(len(distinct))
+    rest, rest_mask = pad_rows([row[shared:] for row in distinct], pad_token_id, left=True)
+    mask = torch.cat([rest_mask.new_ones(len(distinct), shared), rest_mask], dim=1).to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+    logits = model(input_ids=rest.to(device), attention_mask=mask, position_ids=positions, past_key_values=cache,
+                   use_cache=True, **keep_last).logits[:, -1]
+    if len(distinct) < len(rows):
+        index = {row: i for i, row in enumerate(distinct)}
+        copies = torch.tensor([index[tuple(row)] for row in rows], device=device)
+        cache.batch_select_indices(copies)
+        logits, mask = logits[copies], mask[copies]
+    return logits, mask
+
+
+def shared_start(rows: list[tuple[int, ...]]) -> int:
+    """How many first tokens all `rows` share, leaving each at least one of its own (its last logits come from it)."""
+    longest = min(len(row) for row in rows) - 1
+    first = rows[0]
+    for i in range(longest):
+        if any(row[i] != first[i] for row in rows):
+            return i
+    return max(longest, 0)
+
+
+def copyable(cache) -> bool:
+    """Whether `cache`'s rows may be copied and padded in the middle: key/value layers only (a recurrent state
+    would read the padding)."""
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    return all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers)
 
 
 def last_logits_only(model) -> dict:

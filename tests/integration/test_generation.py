@@ -43,6 +43,32 @@ def test_batched_greedy_answers_equal_generating_each_prompt_alone(smollm2):
     assert min(lengths) < 20 and max(lengths) >= 39  # rows left the batch early, others ran to the budget
 
 
+def test_a_shared_start_and_equal_prompts_are_computed_once_and_answer_as_generate_does(smollm2):
+    """SmolLM2's template puts its default system prompt before every question: it runs once, for one row,
+    and is copied to every row; equal prompts (GRPO's samples of one prompt) run once each."""
+    model, tokenizer = smollm2
+    prompts = [[{"role": "user", "content": r["prompt"]}] for r in load_builtin("arith-prompts", "test")[:3]]
+    distinct = [tokenizer(chat_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
+    ids = [row for row in distinct for _ in range(3)]
+    shapes = []  # each forward's input_ids shape
+    hook = model.register_forward_pre_hook(lambda _, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+                                           with_kwargs=True)
+    try:
+        rows = generation.greedy_rows(model, ids, eos_token_id=tokenizer.eos_token_id,
+                                      pad_token_id=tokenizer.pad_token_id, max_new_tokens=12)
+    finally:
+        hook.remove()
+    with_generate = generation.decode_with_generate(model, ids, eos_token_id=tokenizer.eos_token_id,
+                                                    pad_token_id=tokenizer.pad_token_id, max_new_tokens=12,
+                                                    do_sample=False, temperature=1.0, top_p=1.0)
+
+    shared = generation.shared_start([tuple(row) for row in distinct])
+    assert shared >= 20  # the system prompt, and the user turn's header
+    assert shapes[:3] == [(1, shared), (3, max(map(len, distinct)) - shared), (9, 1)]
+    eos = tokenizer.eos_token_id
+    assert rows == [row[: row.index(eos) + 1] if eos in row else row for row in with_generate]
+
+
 def test_a_generation_config_beyond_the_argmax_is_decoded_by_model_generate(smollm2, monkeypatch):
     model, tokenizer = smollm2
     prompts = [[{"role": "user", "content": "Count from 1 to 30, separated by commas."}]]
