@@ -231,12 +231,12 @@ def prefill(model, rows: list[list[int]], cache, pad_token_id: int):
 
 def shared_start(rows: list[tuple[int, ...]]) -> int:
     """How many first tokens all `rows` share, leaving each at least one of its own (its last logits come from it)."""
-    longest = min(len(row) for row in rows) - 1
+    most = min(len(row) for row in rows) - 1
     first = rows[0]
-    for i in range(longest):
+    for i in range(most):
         if any(row[i] != first[i] for row in rows):
             return i
-    return max(longest, 0)
+    return max(most, 0)
 
 
 def copyable(cache) -> bool:
