@@ -16,6 +16,7 @@ compare which weights answered, not draws.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import types
 from dataclasses import dataclass
@@ -133,5 +134,12 @@ def install(monkeypatch) -> type[LLM]:
     request.LoRARequest = LoRARequest
     for name, module in {"vllm": vllm, "vllm.lora": lora, "vllm.lora.request": request}.items():
         monkeypatch.setitem(sys.modules, name, module)
+    # The engine sets the distributed setup vLLM's launcher reads (as TRL's does). Put back after the test: a
+    # later process started from this one would otherwise take itself for one of several and wait for the rest.
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        was = os.environ.get(name)
+        monkeypatch.setenv(name, was or "unset")  # recorded: teardown restores or removes it
+        if was is None:
+            monkeypatch.delenv(name)
     monkeypatch.setattr(trl.generation.vllm_generation, "SamplingParams", SamplingParams, raising=False)
     return LLM
