@@ -1,13 +1,13 @@
 """A stand-in for the parts of vLLM that llmpost's adapter sync calls, built from transformers and peft.
 
-vLLM cannot be installed here: its wheels need CUDA and pin another torch than llmpost's. The
-stand-in does what vLLM does with the calls under test, with the libraries a user's checkpoint
-and adapter must also load with: `LLM(model=PATH, quantization="bitsandbytes", enable_lora=True)`
-loads the base from its checkpoint (4-bit NF4 under "bitsandbytes"), and `generate(...,
-lora_request=LoRARequest(name, id, path))` reads the adapter from `path` the first time it sees
-`id`, as vLLM caches adapters by id, in the dtype they were saved in (TRL keeps a 4-bit base's
-adapter in bf16; peft would otherwise compute it in fp32, the policy in bf16). It decodes greedily whatever the sampling settings: the tests
-compare which weights answered, not draws.
+vLLM cannot run here: its wheels are CUDA builds, with several GB of CUDA libraries. The stand-in
+does what vLLM does with the calls under test, with the libraries a user's checkpoint and adapter
+must also load with: `LLM(model=PATH, quantization="bitsandbytes", enable_lora=True)` loads the
+base from its checkpoint (4-bit NF4 under "bitsandbytes"), and `generate(..., lora_request=
+LoRARequest(name, id, path))` reads the adapter from `path` the first time it sees `id`, as vLLM
+caches adapters by id, in the dtype it was saved in (TRL keeps a 4-bit base's adapter in bf16; peft
+would otherwise compute it in fp32 and the policy in bf16). It decodes greedily whatever the
+sampling settings: the tests compare which weights answered, not draws.
 
 `install(monkeypatch)` puts it in `sys.modules` as `vllm` and `vllm.lora.request`, and gives TRL's
 `vllm_generation` module the `SamplingParams` it imports only when vLLM is installed.
