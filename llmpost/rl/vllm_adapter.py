@@ -10,8 +10,9 @@ adapter to a new directory, and the generations after it name that directory in 
 `LoRARequest`, so vLLM loads it in place of the last one. The base is never touched,
 and a sync moves the adapter's megabytes, not the model's gigabytes.
 
-Colocate mode only: `trl vllm-serve` takes no adapters, and `check_vllm` refuses
-`--qlora` with `vllm_mode: server` before anything loads.
+Colocate mode only: `trl vllm-serve` takes no adapters. The stages' configs refuse `--qlora`
+with `vllm_mode: server` or vLLM's sleep mode before anything loads
+(`config/base.py:qlora_vllm_problems`); the engine refuses them too, for callers from Python.
 
 TRL is imported at the top: this module is imported only when vLLM rollouts are built.
 """
@@ -122,7 +123,6 @@ class AdapterVLLMGeneration(VLLMGeneration):
             max_num_batched_tokens=4096, logprobs_mode="processed_logprobs",
             trust_remote_code=self.trust_remote_code,
         )
-        self._llm_weights_sleeping = False
         self.llm = WithAdapter(llm)
         accelerator.wait_for_everyone()
 
