@@ -42,3 +42,26 @@ def test_gpu_kit_runs_at_toy_size(tmp_path: Path):
     assert all(rows[f"sft {n} {side}"]["tokens_s"] for n in (64, 128, 256) for side in ("llmpost", "plain TRL"))
     table = (tmp_path / "results.md").read_text()
     assert all(f"| {name} |" in table for name in ROWS)
+
+
+@pytest.mark.bench
+def test_gpu_kit_sft_rounds_alternate_the_side_that_runs_first(tmp_path: Path):
+    """`--sft-rounds 2`: two pairs per length, the first side swapped between them, the ratio the pairs' median."""
+    proc = subprocess.run([sys.executable, "-m", "tests.benchmarks.gpu_kit", "--size", "toy", "--out", str(tmp_path),
+                           "--only", "sft:64,sft:128", "--sft-rounds", "2"],
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {r["run"]: r for r in json.loads((tmp_path / "results.json").read_text())["rows"]}
+    assert list(rows) == ROWS[:4]
+    assert rows["sft 64 llmpost"]["details"]["order"] == ["llmpost", "plain", "plain", "llmpost"]
+    assert rows["sft 128 llmpost"]["details"]["order"] == ["llmpost", "plain", "plain", "llmpost"]
+    for n in (64, 128):
+        ours = rows[f"sft {n} llmpost"]
+        ratios = ours["details"]["round_ratios"]
+        assert len(ratios) == 2 and all(r > 0 for r in ratios)
+        assert ours["vs_plain"].startswith(f"tok/s {sum(ratios) / 2:.2f}x")  # the median of two is their mean
+        assert "rounds: " in ours["vs_plain"]
+    # every run of every round is its own process, its own log
+    logs = {p.name for p in (tmp_path / "logs").glob("*.log")}
+    assert {"sft-64.log", "sft-64-r1.log", "plain-64.log", "plain-64-r1.log"} <= logs

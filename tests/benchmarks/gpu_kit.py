@@ -1,6 +1,7 @@
 """The GPU benchmark kit (issue 22): `make bench-gpu` on a GPU, `--size toy` anywhere (run by `make bench`).
 
-    python -m tests.benchmarks.gpu_kit [--size toy|real] [--out DIR] [--only sft,dpo,grpo,ppo] [--rl-model M]
+    python -m tests.benchmarks.gpu_kit [--size toy|real] [--out DIR] [--only sft,dpo,grpo,ppo] [--sft-rounds N]
+                                       [--rl-model M]
 
 One run measures, side by side, on random-initialised models of real shapes built here:
 
@@ -43,6 +44,12 @@ Measurements. Each run is its own process (its peaks never mix with another's), 
                stay under 10 steps, so llmpost's resumable checkpoint (every max(10, steps/10) steps)
                never lands inside the timing; plain TRL saves none either.
   tokens/s     TRL's num_tokens (non-padding input tokens) over the same steps, divided by their time.
+  vs plain     llmpost's SFT tokens/s over plain TRL's, from the two runs of a pair, back to back; the
+               side that runs first alternates from pair to pair (1K: llmpost first, 2K: plain TRL first,
+               ...), so a machine that warms up or slows down over the kit favours neither. With
+               `--sft-rounds N`, each length runs N pairs (its rows pool their steps) and the ratio is
+               the median of the pairs' ratios, each listed: a 0.1 s step-to-step spread on a 0.5 s step
+               (H200, 8B shape) needs more than one pair to tell a 10% difference.
   MFU          tokens/s x (6 N + 12 L d T) / peak bf16 FLOP/s (PaLM, Chowdhery et al. 2022, app. B):
                N = the full model's matmul parameters (every block linear and the LM head; not the
                embedding lookup), L layers, d = heads x head_dim, T = sequence length. This counts the
@@ -64,7 +71,8 @@ Budget: `--size real` took 447 s on one H200 (2026-12-04): 20 s to build and sav
 nine runs of 30-90 s each (imports, loading and 4-bit quantisation, then the steps); each vLLM row adds
 vLLM's start-up. `--only` runs a subset in the order given, and `sft:LENGTH` one SFT length (e.g.
 `--only sft:2048,ppo,dpo,grpo,sft:1024,sft:4096`: the anchors first), when one command must stay under a
-time limit; results are written after every run.
+time limit; results are written after every run. `--only sft:2048 --sft-rounds 3` (six runs) settles the
+tokens/s anchor on its own.
 `toy` takes about 2-3 minutes on 2 CPU cores.
 
 Output: a markdown table and the same rows as JSON (`results.md`, `results.json` under --out, default
@@ -369,7 +377,16 @@ class Outcome:
     ok: bool
     error: str
     peak: dict
-    metrics: list[dict]
+    metrics: list[list[dict]]  # each run's metrics rows: one run, or one per round of an SFT comparison
+
+    @classmethod
+    def of_rounds(cls, outcomes: list[Outcome]) -> Outcome:
+        """Several runs of the same settings as one: the first failure, else each key's highest peak and every run's rows."""
+        failed = next((o for o in outcomes if not o.ok), None)
+        if failed is not None:
+            return failed
+        peak = {k: max(o.peak.get(k, 0) for o in outcomes) for o in outcomes for k in o.peak}
+        return cls(True, "", peak, [rows for o in outcomes for rows in o.metrics])
 
 
 def last_error_line(log: str) -> str:
@@ -402,23 +419,31 @@ def measured(argv: list[str], name: str, out: Path, cuda: bool, timeout: int, me
 
         metrics = Store(out / "store").resolve(name).path / "metrics.jsonl"
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    return Outcome(True, "", json.loads(peak_file.read_text()), rows)
+    return Outcome(True, "", json.loads(peak_file.read_text()), [rows])
 
 
-def timing(rows: list[dict], warmup: int) -> tuple[float | None, float | None]:
-    """(median seconds per step, tokens/s) over the steps after `warmup`, from one-row-per-step metrics."""
-    per_step: dict[int, dict] = {}
-    for row in rows:
-        if "step" in row and "time" in row and "train_runtime" not in row:
-            per_step.setdefault(row["step"], row)
-    steps = [per_step[s] for s in sorted(per_step)]
-    timed = [(a, b) for a, b in zip(steps, steps[1:], strict=False) if b["step"] > warmup]
-    if not timed:
+def timing(runs: list[list[dict]], warmup: int) -> tuple[float | None, float | None]:
+    """(median seconds per step, tokens/s) over the steps after `warmup` of each run's one-row-per-step metrics.
+
+    Several runs (rounds) pool their timed steps: the median of all, and all their tokens over all their time.
+    """
+    per_step_s, tokens, seconds = [], 0, 0.0
+    for rows in runs:
+        per_step: dict[int, dict] = {}
+        for row in rows:
+            if "step" in row and "time" in row and "train_runtime" not in row:
+                per_step.setdefault(row["step"], row)
+        steps = [per_step[s] for s in sorted(per_step)]
+        timed = [(a, b) for a, b in zip(steps, steps[1:], strict=False) if b["step"] > warmup]
+        if not timed:
+            continue
+        per_step_s += [(b["time"] - a["time"]) / (b["step"] - a["step"]) for a, b in timed]
+        first, last = timed[0][0], timed[-1][1]
+        tokens += last.get("num_tokens", 0) - first.get("num_tokens", 0)
+        seconds += last["time"] - first["time"]
+    if not per_step_s:
         return None, None
-    step_s = statistics.median((b["time"] - a["time"]) / (b["step"] - a["step"]) for a, b in timed)
-    first, last = timed[0][0], timed[-1][1]
-    tokens = last.get("num_tokens", 0) - first.get("num_tokens", 0)
-    return step_s, (tokens / (last["time"] - first["time"]) if tokens > 0 else None)
+    return statistics.median(per_step_s), (tokens / seconds if tokens > 0 else None)
 
 
 # ---------------------------------------------------------------- the planner
@@ -472,8 +497,10 @@ class Kit:
     """One kit run: the models, the data, and a row per measured run."""
 
     def __init__(self, size_name: str, out: Path, rl_family: str, machine: dict, models: dict[str, Path],
-                 data: dict[str, Path], started: float):
+                 data: dict[str, Path], started: float, sft_rounds: int = 1):
         self.size_name, self.size, self.out = size_name, SIZES[size_name], out
+        self.sft_rounds = sft_rounds  # llmpost/plain TRL pairs per SFT length
+        self.sft_pairs = 0  # SFT pairs run so far: which side goes first
         self.sft_family, self.rl_family = "llama-3.1-8b", rl_family
         self.machine, self.models, self.data = machine, models, data
         self.rows: list[Row] = []
@@ -526,29 +553,67 @@ class Kit:
                     f"lora.r={s.lora_r}", f"lora.alpha={s.lora_alpha}", "lora.target_modules=all-linear",
                     "logging_steps=1", "eval.enabled=false"]
             shape = f"{s.sft_batch} x {length} tokens"
-            ours = self.llmpost("sft", f"sft-{length}", model, sets, s.warmup,
-                                Row(f"sft {k} llmpost", "sft", self.label(self.sft_family), shape))
-            spec = {"model": str(model), "data": str(self.data[f"sft-{length}"]), "steps": s.steps, "batch": s.sft_batch,
-                    "lr": s.sft_lr, "max_length": length, "gradient_checkpointing": s.gradient_checkpointing,
-                    "lora_r": s.lora_r, "lora_alpha": s.lora_alpha, "work": str(self.out / "plain" / str(length)),
-                    "metrics": str(self.out / "logs" / f"plain-{length}.metrics.jsonl")}
-            Path(spec["metrics"]).unlink(missing_ok=True)
-            spec_file = self.out / "logs" / f"plain-{length}.json"
-            spec_file.write_text(json.dumps(spec))
-            outcome = measured(["plain", str(spec_file)], f"plain-{length}", self.out, self.machine["cuda"],
-                               s.timeout_s, metrics=Path(spec["metrics"]))
+            runs: dict[str, list[Outcome]] = {"llmpost": [], "plain": []}
+            order = []
+            for round_ in range(self.sft_rounds):
+                # The side that runs first alternates from one pair to the next (across lengths too): a
+                # machine that warms up, or slows down, over a kit run does not favour one side.
+                sides = ("llmpost", "plain") if self.sft_pairs % 2 == 0 else ("plain", "llmpost")
+                self.sft_pairs += 1
+                for side in sides:
+                    runs[side].append(self.sft_once(side, length, round_, sets))
+                order += sides
+            ours = self.finish(Row(f"sft {k} llmpost", "sft", self.label(self.sft_family), shape),
+                               Outcome.of_rounds(runs["llmpost"]), s.warmup, stage="sft", model=model, sets=sets)
             # the plan of the llmpost run: the plain run has the same settings
             plain = self.finish(Row(f"sft {k} plain TRL", "sft", self.label(self.sft_family), shape),
-                                outcome, s.warmup, stage="sft", model=model, sets=sets)
+                                Outcome.of_rounds(runs["plain"]), s.warmup, stage="sft", model=model, sets=sets)
+            ours.details["order"] = order
             for row in (ours, plain):
                 if row.tokens_s and peak_fl:
                     row.mfu = row.tokens_s * flops_per_token(config, length) / peak_fl
-            if ours.tokens_s and plain.tokens_s and ours.peak_bytes and plain.peak_bytes:
-                ours.vs_plain = f"tok/s {ours.tokens_s / plain.tokens_s:.2f}x, peak {ours.peak_bytes / plain.peak_bytes:.2f}x"
+            ratio = self.paired_ratio(runs, ours)
+            if ratio and ours.peak_bytes and plain.peak_bytes:
+                ours.vs_plain = f"tok/s {ratio:.2f}x, peak {ours.peak_bytes / plain.peak_bytes:.2f}x"
+                if len(runs["llmpost"]) > 1:
+                    ours.vs_plain += f" (rounds: {', '.join(f'{r:.2f}x' for r in ours.details['round_ratios'])})"
             if length == anchor:
                 ours.target = f"{ANCHORS['sft 2K']}; plan +-20%"
-                if self.size_name == "real" and ours.status == "ok" and ours.tokens_s and plain.tokens_s:
-                    ours.details["anchor_met"] = ours.peak_bytes <= 7 * GiB and ours.tokens_s >= plain.tokens_s
+                if self.size_name == "real" and ours.status == "ok" and ratio:
+                    ours.details["anchor_met"] = ours.peak_bytes <= 7 * GiB and ratio >= 1.0
+            self.save()
+
+    def sft_once(self, side: str, length: int, round_: int, sets: list[str]) -> Outcome:
+        """One SFT run of `side` (llmpost or plain TRL) at `length` tokens, its own process."""
+        s, model = self.size, self.models[self.sft_family]
+        suffix = f"-r{round_}" if round_ else ""
+        if side == "llmpost":
+            name = f"sft-{length}{suffix}"
+            flags = ["--qlora", "--model", str(model), "--out", name]
+            return measured(["llmpost", "sft", *flags, *set_args(sets)], name, self.out, self.machine["cuda"], s.timeout_s)
+        name = f"plain-{length}{suffix}"
+        spec = {"model": str(model), "data": str(self.data[f"sft-{length}"]), "steps": s.steps, "batch": s.sft_batch,
+                "lr": s.sft_lr, "max_length": length, "gradient_checkpointing": s.gradient_checkpointing,
+                "lora_r": s.lora_r, "lora_alpha": s.lora_alpha, "work": str(self.out / "plain" / f"{length}{suffix}"),
+                "metrics": str(self.out / "logs" / f"{name}.metrics.jsonl")}
+        Path(spec["metrics"]).unlink(missing_ok=True)
+        spec_file = self.out / "logs" / f"{name}.json"
+        spec_file.write_text(json.dumps(spec))
+        return measured(["plain", str(spec_file)], name, self.out, self.machine["cuda"], s.timeout_s,
+                        metrics=Path(spec["metrics"]))
+
+    def paired_ratio(self, runs: dict[str, list[Outcome]], ours: Row) -> float | None:
+        """llmpost's tokens/s over plain TRL's: each round's own ratio (its pair ran back to back), then their median."""
+        ratios = []
+        for mine, theirs in zip(runs["llmpost"], runs["plain"], strict=True):
+            if not (mine.ok and theirs.ok):
+                return None
+            mine_s, theirs_s = timing(mine.metrics, self.size.warmup)[1], timing(theirs.metrics, self.size.warmup)[1]
+            if not (mine_s and theirs_s):
+                return None
+            ratios.append(mine_s / theirs_s)
+        ours.details["round_ratios"] = [round(r, 4) for r in ratios]
+        return statistics.median(ratios)
 
     def run_dpo(self) -> None:
         s, model = self.size, self.models[self.sft_family]
@@ -680,8 +745,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(GROUPS),
                         help=f"comma-separated subset of {','.join(GROUPS)}, run in the order given; "
                              "sft:LENGTH runs SFT at one length (e.g. sft:2048,ppo,sft:1024)")
+    parser.add_argument("--sft-rounds", type=int, default=1,
+                        help="llmpost/plain TRL pairs per SFT length, the side that runs first alternating; the "
+                             "ratio is the median of the pairs' (e.g. --only sft:2048 --sft-rounds 4)")
     parser.add_argument("--rl-model", choices=sorted(FAMILIES), default="llama-3.1-8b", help="model of the GRPO/PPO rows")
     args = parser.parse_args(argv)
+    if args.sft_rounds < 1:
+        parser.error("--sft-rounds: at least 1")
     try:
         steps = parse_only(args.only, SIZES[args.size])
     except ValueError as exc:
@@ -708,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_kit: --size real on a machine without CUDA: expect hours, not minutes", file=sys.stderr)
     data_model = models.get("llama-3.1-8b") or models[args.rl_model]
     kit = Kit(args.size, out, args.rl_model, machine, models, write_data(data_model, out / "data", SIZES[args.size]),
-              started)
+              started, args.sft_rounds)
     for group, lengths in steps:  # in the order given: a device budget that runs out keeps the first rows
         print(f"gpu_kit: {group} {lengths or ''} ... ({time.perf_counter() - started:.0f} s)", flush=True)
         if group == "sft":
