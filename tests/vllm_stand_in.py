@@ -143,3 +143,14 @@ def install(monkeypatch) -> type[LLM]:
             monkeypatch.delenv(name)
     monkeypatch.setattr(trl.generation.vllm_generation, "SamplingParams", SamplingParams, raising=False)
     return LLM
+
+
+def vllm_distribution(root, version: str):
+    """`root` holding an installed `vllm` distribution of `version`, as pip leaves one, its package empty: what
+    llmpost reads of vLLM before it imports it (its version)."""
+    (root / "vllm").mkdir(parents=True)
+    (root / "vllm" / "__init__.py").write_text("")
+    info = root / f"vllm-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n")
+    return root

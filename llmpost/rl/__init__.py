@@ -16,7 +16,7 @@ Read in this order, it is the textbook algorithm:
 
 and, optionally, vllm_rollout.py: the same rollouts sampled by vLLM (`--vllm`), the
 policy's current weights pushed to it before each one (vllm_adapter.py: only the LoRA
-adapter, for a policy on a 4-bit base).
+adapter, for a policy on a 4-bit base), checked first by vllm_check.py.
 
 Nothing here knows about the artifact store or the CLI: `llmpost.stages.ppo` wires
 this to artifacts, and anyone can drive `PPOTrainer` from Python with any reward

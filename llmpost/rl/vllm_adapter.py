@@ -10,9 +10,11 @@ adapter to a new directory, and the generations after it name that directory in 
 `LoRARequest`, so vLLM loads it in place of the last one. The base is never touched,
 and a sync moves the adapter's megabytes, not the model's gigabytes.
 
-Colocate mode only: `trl vllm-serve` takes no adapters. The stages' configs refuse `--qlora`
-with `vllm_mode: server` or vLLM's sleep mode before anything loads
-(`config/base.py:qlora_vllm_problems`); the engine refuses them too, for callers from Python.
+vLLM 0.22-0.27 only: vLLM 0.28 removed bitsandbytes (`vllm_check.require_vllm_bitsandbytes` says
+so before anything loads; constraints.txt pins 0.27.1). Colocate mode only: `trl vllm-serve` takes
+no adapters. The stages' configs refuse `--qlora` with `vllm_mode: server` or vLLM's sleep mode
+before anything loads (`config/base.py:qlora_vllm_problems`); the engine refuses them too, for
+callers from Python.
 
 TRL is imported at the top: this module is imported only when vLLM rollouts are built.
 """
@@ -30,6 +32,7 @@ from trl.generation.vllm_generation import VLLMGeneration
 from trl.trainer.utils import ensure_master_addr_port
 
 from llmpost.errors import ConfigError
+from llmpost.rl.vllm_check import require_vllm_bitsandbytes
 
 # The adapter ranks vLLM's LoRA support is built for (`max_lora_rank` takes one of them).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -102,6 +105,7 @@ class AdapterVLLMGeneration(VLLMGeneration):
         if self.enable_sleep_mode:  # sleep level 2 drops vLLM's base weights, and no sync sends them back
             raise ConfigError(["vllm_enable_sleep_mode: vLLM would drop its 4-bit base while asleep, and the "
                                "adapter syncs do not send the base"], hint="leave vllm_enable_sleep_mode off")
+        require_vllm_bitsandbytes()
         from vllm import LLM
 
         accelerator = self.accelerator

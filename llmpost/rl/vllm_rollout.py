@@ -1,4 +1,4 @@
-"""PPO rollouts sampled by vLLM (`llmpost ppo --vllm`), and the check every `--vllm` stage runs first.
+"""PPO rollouts sampled by vLLM (`llmpost ppo --vllm`).
 
 vLLM samples much faster than transformers' `generate` on a GPU: paged KV cache,
 continuous batching, CUDA graphs. TRL's `VLLMGeneration` runs it, in this process
@@ -8,8 +8,8 @@ pushes the policy's current weights to it (LoRA adapters merged in; a LoRA polic
 samples: PPO still computes every log-prob with the policy itself, from the tokens
 that vLLM chose.
 
-torch, TRL and vLLM are imported only when rollouts are built: `grpo` and `ppo`
-import `check_vllm` from here when they load, and vLLM is an optional extra.
+torch, TRL and vLLM are imported only when rollouts are built; what a `--vllm` stage checks
+before anything loads is in `rl/vllm_check.py`. vLLM is an optional extra.
 """
 
 from __future__ import annotations
@@ -19,32 +19,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from llmpost.rl.rollout import Rollout
     from llmpost.rl.settings import RolloutSettings
-
-
-def check_vllm(cfg) -> None:
-    """`vllm: true` needs vllm installed and a CUDA GPU; say so before anything loads."""
-    if not cfg.vllm:
-        return
-    import torch
-
-    from llmpost.errors import ConfigError
-
-    require_vllm("--vllm")
-    if not torch.cuda.is_available():
-        raise ConfigError(["--vllm: vLLM needs a CUDA GPU and none is visible"], hint="drop --vllm on this machine")
-
-
-def require_vllm(feature: str = "--vllm") -> None:
-    """Raise a ConfigError with the fix when vLLM is not installed; call before any vLLM work."""
-    import importlib.util
-
-    from llmpost.errors import ConfigError
-
-    if importlib.util.find_spec("vllm") is None:
-        raise ConfigError(
-            [f"{feature} needs vLLM, which is not installed in this environment"],
-            hint="pip install 'llmpost[vllm]' (needs a CUDA GPU), or drop --vllm to generate with transformers",
-        )
 
 
 class VllmRollouts:

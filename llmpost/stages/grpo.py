@@ -25,7 +25,7 @@ from llmpost.config.base import (
     learning_rate_field,
     qlora_vllm_problems,
 )
-from llmpost.rl.vllm_rollout import check_vllm
+from llmpost.rl.vllm_check import check_vllm
 from llmpost.stages.context import StageContext, StageResult, stage_inputs
 from llmpost.stages.rewarded import RewardedConfig
 

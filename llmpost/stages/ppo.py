@@ -132,7 +132,7 @@ def inputs(cfg: Config) -> dict[str, list[str]]:
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     from llmpost.data.formats import to_prompts
     from llmpost.rewards.registry import CombinedReward
-    from llmpost.rl.vllm_rollout import check_vllm
+    from llmpost.rl.vllm_check import check_vllm
 
     # Settings, rewards and rows are checked before the training libraries are imported (seconds).
     check_vllm(cfg)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import textwrap
 
 import pytest
 import yaml
 from conftest import eval_report, ok, run_cli
+from vllm_stand_in import vllm_distribution
 
 from llmpost.artifacts.store import Store
 
@@ -185,3 +187,14 @@ def test_grpo_after_the_quickstart_sft_raises_exact_match_by_five_points(quickst
     report = eval_report(quickstart_store, "grpo")
     assert report["exact_match"] - report["exact_match_before"] >= 0.05, report
     assert art.manifest["wall_time_s"] < 600
+
+
+def test_qlora_vllm_with_a_vllm_that_dropped_bitsandbytes_says_which_to_install(store, tmp_path):
+    """vLLM 0.28 removed bitsandbytes, which a 4-bit base needs: exit 2 before loading, naming the version to install."""
+    site = vllm_distribution(tmp_path / "site", "0.30.0")
+    proc = run_cli("grpo", "--qlora", "--vllm", "--set", "max_steps=1", store=store,
+                   env={"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))})
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "vLLM 0.30.0 cannot load a 4-bit base" in message and "pip install -c constraints.txt 'vllm==0.27.1'" in message
+    assert "Traceback" not in message

@@ -95,7 +95,7 @@ def test_require_vllm_explains_the_fix():
     import importlib.util
 
     from llmpost.errors import ConfigError
-    from llmpost.rl.vllm_rollout import require_vllm
+    from llmpost.rl.vllm_check import require_vllm
 
     if importlib.util.find_spec("vllm") is not None:
         require_vllm()  # installed: nothing to say

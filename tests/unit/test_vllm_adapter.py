@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from vllm_stand_in import install
+from vllm_stand_in import install, vllm_distribution
 
 from llmpost.config.base import LoraSettings
 
@@ -156,3 +156,19 @@ def test_qlora_refuses_vllm_settings_an_adapter_sync_cannot_serve(stage):
         Config(qlora=True, vllm=True, vllm_mode="server")
     assert Config(qlora=True, vllm=True).vllm_mode == "colocate"
     assert Config(vllm=True, vllm_mode="server").qlora is False  # a full-precision base still syncs to a server
+
+
+@pytest.mark.parametrize(("version", "refused"), [("0.27.1", False), ("0.22.0", False), ("0.28.0", True),
+                                                  ("0.30.0", True), ("0.28.0rc1.dev12+g3f2a", True), ("1.0.0", True)])
+def test_a_vllm_without_bitsandbytes_is_refused_with_the_version_to_install(monkeypatch, tmp_path, version, refused):
+    from llmpost.errors import ConfigError
+    from llmpost.rl.vllm_check import require_vllm_bitsandbytes
+
+    monkeypatch.syspath_prepend(str(vllm_distribution(tmp_path, version)))
+    if not refused:
+        require_vllm_bitsandbytes()
+        return
+    with pytest.raises(ConfigError) as caught:
+        require_vllm_bitsandbytes()
+    assert f"vLLM {version} cannot load a 4-bit base" in str(caught.value)
+    assert "vllm==0.27.1" in caught.value.hint and "--lora" in caught.value.hint

@@ -3,7 +3,7 @@
 DeepSpeed and FSDP reach the trainer as transformers `TrainingArguments`
 (`trainer.deepspeed`, `trainer.fsdp`), so they work the same under torchrun and
 `accelerate launch`, and the resolved config (hence the manifest) records them.
-(vLLM, the third engine, is checked where it is used: `rl/vllm_rollout.check_vllm`.)
+(vLLM, the third engine, is checked where it is used: `rl/vllm_check.check_vllm`.)
 """
 
 from __future__ import annotations
