@@ -70,7 +70,7 @@ def score_sequences(model, sequences: list[list[int]], batch_size: int = 32) -> 
     Similar lengths are scored together (far less padding than in the given order), equal
     sequences once, and a start that every sequence of a batch shares (a chat template's
     system prompt) once for the batch (`forward_distinct`): the recipe's reward model scored
-    64 PPO responses (4829 tokens, 27 of each shared) in 5.8-6.1 s instead of 7.9-9.7 on 2
+    64 PPO responses (4829 tokens, 27 of each shared) in 5.8-5.9 s instead of 8.5-9.1 on 2
     cores. The scores differ from a whole pass by rounding only (8e-6 there).
     """
     import torch
