@@ -6,7 +6,7 @@ at 96), and a batch that decodes until its longest answer ends spends many of it
 rows that are done. So a row leaves the batch (and its KV cache) at its end-of-turn token,
 and the prompts of a batch are of similar length (longest first), so that left padding
 stays short. Work every row would repeat runs once: the start all prompts share (a chat
-template's system prompt) and equal prompts (`prefill`).
+template's system prompt) and equal prompts (`prefill`, on `rows.forward_distinct`).
 
 This loop decodes greedily and gives `model.generate`'s answers. Sampling here goes to
 `model.generate` itself, so a seed draws the same samples as it always has; so does a model
@@ -16,6 +16,8 @@ time counts, and any fair draw will do.
 """
 
 from __future__ import annotations
+
+from llmpost.evaluation.rows import forward_distinct, pad_rows
 
 # generation_config fields that change greedy decoding, with their neutral values (a model that sets
 # one goes to model.generate). Sampling-only fields (top_k, min_p, typical_p, ...) are not here:
@@ -186,11 +188,6 @@ def decode_rows(model, rows: list[list[int]], choose, *, stop_token_ids: list[in
     return new
 
 
-# A start shared by every prompt is computed once, then copied to every row, when it is at least this long:
-# below it, the extra forward call costs about what it saves.
-MIN_SHARED_START = 8
-
-
 def prefill(model, rows: list[list[int]], cache, pad_token_id: int):
     """Run the prompts into `cache`: (each row's last logits, the attention mask so far).
 
@@ -214,66 +211,6 @@ def prefill(model, rows: list[list[int]], cache, pad_token_id: int):
         cache.batch_select_indices(copies)
         logits, mask = logits[copies], mask[copies]
     return logits, mask
-
-
-def forward_distinct(model, rows: list[tuple[int, ...]], cache, pad_token_id: int, *, keep: bool = True, **kwargs):
-    """One forward pass of distinct `rows` into `cache`, a start they all share computed once: (its logits, the mask).
-
-    A start that all rows share (a chat template's default system prompt: SmolLM2's is 24 of
-    the built-in task's 47-55 prompt tokens) of at least MIN_SHARED_START tokens runs for one
-    row, its cache is copied to every row, and the rest of each row follows it, left-padded:
-    the padding sits between the shared start and the rest, masked, and positions come from
-    the mask. Each row's last token is its own, so its last logits are; so is the rightmost
-    token that is not padding, where a sequence classifier reads its score (a row may end in
-    its pad token: an end of sequence that doubles as padding).
-
-    `keep`: the cache ends up holding every row (decoding goes on from it); False (scoring): it
-    holds the shared start only, and the pass's own keys and values are dropped layer by layer
-    (`start_cache.py`), as in a pass without a cache.
-    """
-    import torch
-
-    device = model.device
-    shared = shared_start(rows) if len(rows) > 1 and copyable(cache) else 0
-    shared = min(shared, *(last_not(pad_token_id, row) for row in rows))
-    shared = shared if shared >= MIN_SHARED_START else 0
-    if shared:
-        model(input_ids=torch.tensor([rows[0][:shared]], device=device), past_key_values=cache, use_cache=True,
-              **kwargs)
-        cache.batch_repeat_interleave(len(rows))
-    if not keep:
-        from llmpost.evaluation.start_cache import start_only
-
-        cache = start_only(cache) if shared else None
-    rest, rest_mask = pad_rows([row[shared:] for row in rows], pad_token_id, left=True)
-    mask = torch.cat([rest_mask.new_ones(len(rows), shared), rest_mask], dim=1).to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-    logits = model(input_ids=rest.to(device), attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=cache is not None, **kwargs).logits
-    return logits, mask
-
-
-def shared_start(rows: list[tuple[int, ...]]) -> int:
-    """How many first tokens all `rows` share, leaving each at least one of its own (its last logits come from it)."""
-    most = min(len(row) for row in rows) - 1
-    first = rows[0]
-    for i in range(most):
-        if any(row[i] != first[i] for row in rows):
-            return i
-    return max(most, 0)
-
-
-def last_not(token: int, row: tuple[int, ...]) -> int:
-    """The index of `row`'s last token other than `token` (0 if none)."""
-    return next((i for i in range(len(row) - 1, -1, -1) if row[i] != token), 0)
-
-
-def copyable(cache) -> bool:
-    """Whether `cache`'s rows may be copied and padded in the middle: key/value layers only (a recurrent state
-    would read the padding)."""
-    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
-
-    return all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers)
 
 
 def last_logits_only(model) -> dict:
@@ -300,22 +237,6 @@ def decode_with_generate(model, rows: list[list[int]], *, eos_token_id: int, pad
                              max_new_tokens=max_new_tokens, pad_token_id=pad_token_id, eos_token_id=eos_token_id,
                              **sampling)
     return out[:, input_ids.shape[1]:].tolist()
-
-
-def pad_rows(rows: list[list[int]], pad_token_id: int, *, left: bool):
-    """Token lists of different lengths as one `[B, longest]` tensor (on the CPU) and its mask of real tokens.
-
-    Prompts go on the left (a decoder-only model continues from the right edge), completions on the right."""
-    import torch
-
-    width = max((len(row) for row in rows), default=0)
-    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        cols = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[i, cols] = torch.tensor(list(row), dtype=torch.long)
-        mask[i, cols] = 1
-    return ids, mask
 
 
 def chat_prompt(tokenizer, messages: list[dict]) -> str:

@@ -29,5 +29,5 @@ class StartLayer(DynamicLayer):
 
 
 def start_only(cache: Cache) -> Cache:
-    """The keys and values `cache` holds (plain key/value layers: `generation.copyable`) in a cache that never grows."""
+    """The keys and values `cache` holds (plain key/value layers: `rows.copyable`) in a cache that never grows."""
     return Cache(layers=[StartLayer(layer.keys, layer.values) for layer in cache.layers])

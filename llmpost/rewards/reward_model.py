@@ -76,7 +76,7 @@ def score_sequences(model, sequences: list[list[int]], batch_size: int = 32) -> 
     import torch
     from transformers import DynamicCache
 
-    from llmpost.evaluation.generation import forward_distinct
+    from llmpost.evaluation.rows import forward_distinct
 
     pad_id = model.config.pad_token_id
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))

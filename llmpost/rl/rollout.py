@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from llmpost.evaluation.generation import decode_with_generate, pad_rows, plain_sampling, sampled_rows
+from llmpost.evaluation.generation import decode_with_generate, plain_sampling, sampled_rows
+from llmpost.evaluation.rows import pad_rows
 
 
 @dataclass

@@ -13,6 +13,7 @@ import torch
 from llmpost.data.builtin import load_builtin
 from llmpost.evaluation import generation
 from llmpost.evaluation.generation import chat_prompt, generate
+from llmpost.evaluation.rows import pad_rows, shared_start
 from llmpost.models.load import load_model, load_tokenizer, resolve_model
 
 
@@ -62,7 +63,7 @@ def test_a_shared_start_and_equal_prompts_are_computed_once_and_answer_as_genera
                                                     pad_token_id=tokenizer.pad_token_id, max_new_tokens=12,
                                                     do_sample=False, temperature=1.0, top_p=1.0)
 
-    shared = generation.shared_start([tuple(row) for row in distinct])
+    shared = shared_start([tuple(row) for row in distinct])
     assert shared >= 20  # the system prompt, and the user turn's header
     assert shapes[:3] == [(1, shared), (3, max(map(len, distinct)) - shared), (9, 1)]
     eos = tokenizer.eos_token_id
@@ -122,7 +123,7 @@ def test_sampled_rows_draw_what_model_generate_draws_while_no_row_has_ended(smol
     rows = generation.sampled_rows(model, ids, stop_token_ids=[tokenizer.eos_token_id],
                                    pad_token_id=tokenizer.pad_token_id, max_new_tokens=4, **warpers)
     torch.manual_seed(3)
-    input_ids, mask = generation.pad_rows(ids, tokenizer.pad_token_id, left=True)
+    input_ids, mask = pad_rows(ids, tokenizer.pad_token_id, left=True)
     with torch.no_grad():
         out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, max_new_tokens=4,
                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,

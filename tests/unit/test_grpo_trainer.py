@@ -13,7 +13,7 @@ COMPLETIONS = [[30, 31, 2], [32, 2], [33, 34, 35, 36, 37, 38, 39], [40, 41, 42, 
 
 def batch_as_trl_builds_it(pad: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Prompts left-padded, completions right-padded (each up to its EOS), side by side: TRL's loss input."""
-    from llmpost.evaluation.generation import pad_rows
+    from llmpost.evaluation.rows import pad_rows
 
     prompt, prompt_mask = pad_rows(PROMPTS, pad, left=True)
     completion, completion_mask = pad_rows(COMPLETIONS, pad, left=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmpost.evaluation.generation import pad_rows
+from llmpost.evaluation.rows import pad_rows
 from llmpost.rl.gae import gae_advantages
 from llmpost.rl.kl import kl_penalized_rewards
 from llmpost.rl.rollout import (
