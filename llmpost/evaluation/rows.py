@@ -82,8 +82,12 @@ def last_not(token: int, row: tuple[int, ...]) -> int:
 
 
 def copyable(cache) -> bool:
-    """Whether `cache`'s rows may be copied and padded in the middle: key/value layers only (a recurrent state
-    would read the padding)."""
-    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+    """Whether `cache`'s rows may be copied and padded in the middle: plain key/value layers only.
 
-    return all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers)
+    A recurrent state would read the padding, and a sliding window counts cache slots, not
+    positions: padding between the shared start and the rest would take the place of tokens in
+    its window (a toy Qwen2 with a 6-token window answered otherwise than `generate`).
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
