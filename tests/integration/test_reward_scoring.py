@@ -28,7 +28,7 @@ def whole_pass(model, sequences: list[list[int]]) -> list[float]:
         return model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, 0].tolist()
 
 
-def test_a_shared_start_is_scored_once_and_the_scores_are_a_whole_passs(reward_model):
+def test_a_shared_start_is_scored_once_and_the_scores_match_a_whole_pass(reward_model):
     model, tokenizer = reward_model
     rows = load_builtin("arith-sft", "test")[:4]
     sequences = [reward_input_ids(tokenizer, r["messages"][:1], r["messages"][1]["content"]) for r in rows]
