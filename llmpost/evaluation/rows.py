@@ -8,13 +8,16 @@ its system prompt before every conversation. That start runs once, for one row.
 from __future__ import annotations
 
 
-def pad_rows(rows: list[list[int]], pad_token_id: int, *, left: bool):
+def pad_rows(rows: list[list[int]], pad_token_id: int, *, left: bool, multiple_of: int | None = None):
     """Token lists of different lengths as one `[B, longest]` tensor (on the CPU) and its mask of real tokens.
 
-    Prompts go on the left (a decoder-only model continues from the right edge), completions on the right."""
+    Prompts go on the left (a decoder-only model continues from the right edge), completions and whole
+    sequences a scorer reads on the right. `multiple_of` rounds the width up to a multiple of it."""
     import torch
 
     width = max((len(row) for row in rows), default=0)
+    if multiple_of:
+        width = -(-width // multiple_of) * multiple_of
     ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for i, row in enumerate(rows):

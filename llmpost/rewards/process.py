@@ -52,7 +52,7 @@ def score_encoded(model, encoded: list[tuple[list[int], list[int]]], batch_size:
     """Each solution's step scores in [0, 1], in order (no gradients; the model's mode is restored)."""
     import torch
 
-    from llmpost.rewards.reward_model import pad_right
+    from llmpost.evaluation.rows import pad_rows
 
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))  # little padding
@@ -63,7 +63,7 @@ def score_encoded(model, encoded: list[tuple[list[int], list[int]]], batch_size:
         with torch.no_grad():
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
-                ids, mask = pad_right([encoded[i][0] for i in chunk], pad_id)
+                ids, mask = pad_rows([encoded[i][0] for i in chunk], pad_id, left=False)
                 device = next(model.parameters()).device
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
                 probs = torch.sigmoid(logits[..., 0].float())

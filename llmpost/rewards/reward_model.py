@@ -49,21 +49,6 @@ def reward_input_ids(tokenizer, prompt: list[dict], response: str) -> list[int]:
     return tokenizer(chat_prompt(tokenizer, prompt) + response + (tokenizer.eos_token or ""))["input_ids"]
 
 
-def pad_right(sequences: list[list[int]], pad_id: int, multiple_of: int | None = None):
-    """(input_ids, attention_mask) tensors, padded on the right to the longest sequence."""
-    import torch
-
-    width = max(len(s) for s in sequences)
-    if multiple_of:
-        width = -(-width // multiple_of) * multiple_of
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
-
-
 def score_sequences(model, sequences: list[list[int]], batch_size: int = 32) -> list[float]:
     """The reward of each token-id sequence, in order (no gradients; the model's mode is restored).
 

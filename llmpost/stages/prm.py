@@ -136,9 +136,9 @@ def collate(rows: list[dict], pad_id: int) -> dict:
     """One batch, padded on the right, with each step's label at its last token (`step_mask` marks them)."""
     import torch
 
-    from llmpost.rewards.reward_model import pad_right
+    from llmpost.evaluation.rows import pad_rows
 
-    input_ids, attention_mask = pad_right([r["input_ids"] for r in rows], pad_id)
+    input_ids, attention_mask = pad_rows([r["input_ids"] for r in rows], pad_id, left=False)
     labels = torch.zeros(input_ids.shape, dtype=torch.float)
     mask = torch.zeros(input_ids.shape, dtype=torch.bool)
     for i, row in enumerate(rows):

@@ -206,7 +206,7 @@ def collate(groups: list[dict], pad_id: int, multiple_of: int | None = None) -> 
     """One batch: every response of every group, padded on the right; pair indices offset to match."""
     import torch
 
-    from llmpost.rewards.reward_model import pad_right
+    from llmpost.evaluation.rows import pad_rows
 
     sequences, better, worse, weight, margin = [], [], [], [], []
     for g in groups:
@@ -216,7 +216,7 @@ def collate(groups: list[dict], pad_id: int, multiple_of: int | None = None) -> 
         worse += [offset + i for i in g["worse"]]
         weight += g["weight"]
         margin += g["margin"]
-    input_ids, attention_mask = pad_right(sequences, pad_id, multiple_of)
+    input_ids, attention_mask = pad_rows(sequences, pad_id, left=False, multiple_of=multiple_of)
     return {"input_ids": input_ids, "attention_mask": attention_mask,
             "better": torch.tensor(better), "worse": torch.tensor(worse),
             "weight": torch.tensor(weight, dtype=torch.float), "margin": torch.tensor(margin, dtype=torch.float)}

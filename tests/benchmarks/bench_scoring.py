@@ -22,14 +22,14 @@ SEQUENCES, BATCH, ROUNDS = 64, 32, 2
 
 
 def whole_pass(model, sequences: list[list[int]]) -> list[float]:
-    from llmpost.rewards.reward_model import pad_right
+    from llmpost.evaluation.rows import pad_rows
 
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     scores = [0.0] * len(sequences)
     with torch.no_grad():
         for start in range(0, len(order), BATCH):
             chunk = order[start:start + BATCH]
-            ids, mask = pad_right([sequences[i] for i in chunk], model.config.pad_token_id)
+            ids, mask = pad_rows([sequences[i] for i in chunk], model.config.pad_token_id, left=False)
             for i, value in zip(chunk, model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, 0].tolist(),
                                 strict=True):
                 scores[i] = value

@@ -385,7 +385,7 @@ class Outcome:
         failed = next((o for o in outcomes if not o.ok), None)
         if failed is not None:
             return failed
-        peak = {k: max(o.peak.get(k, 0) for o in outcomes) for o in outcomes for k in o.peak}
+        peak = {k: max(o.peak.get(k, 0) for o in outcomes) for k in set().union(*(o.peak for o in outcomes))}
         return cls(True, "", peak, [rows for o in outcomes for rows in o.metrics])
 
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from llmpost.data.builtin import load_builtin
+from llmpost.evaluation.rows import pad_rows
 from llmpost.models.load import load_model, load_tokenizer, resolve_model
-from llmpost.rewards.reward_model import pad_right, reward_input_ids, score_sequences
+from llmpost.rewards.reward_model import reward_input_ids, score_sequences
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def reward_model():
 
 def whole_pass(model, sequences: list[list[int]]) -> list[float]:
     """Each sequence scored as a user would by hand: one right-padded batch, no cache."""
-    ids, mask = pad_right(sequences, model.config.pad_token_id)
+    ids, mask = pad_rows(sequences, model.config.pad_token_id, left=False)
     with torch.no_grad():
         return model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, 0].tolist()
 

@@ -12,8 +12,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, DynamicCache, Qwen2Config
 
 from llmpost.evaluation.generation import decode_with_generate, greedy_rows
-from llmpost.evaluation.rows import copyable
-from llmpost.rewards.reward_model import pad_right, score_sequences
+from llmpost.evaluation.rows import copyable, pad_rows
+from llmpost.rewards.reward_model import score_sequences
 
 START = list(range(10, 30))  # shared by every row, longer than the window
 ROWS = [START + [40 + i] * (1 + i % 3) for i in range(6)]  # rows of three lengths: padding after the start
@@ -39,7 +39,7 @@ def test_a_sliding_window_model_answers_as_generate_does():
 def test_a_sliding_window_reward_model_scores_as_a_whole_pass():
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_config(sliding_config(num_labels=1)).eval()
-    ids, mask = pad_right(ROWS, 0)
+    ids, mask = pad_rows(ROWS, 0, left=False)
     with torch.no_grad():
         whole = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, 0].tolist()
 
