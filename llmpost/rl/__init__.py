@@ -12,6 +12,7 @@ Read in this order, it is the textbook algorithm:
     losses.py      clipped surrogate policy loss, clipped value loss, entropy
     trainer.py     one PPO step: rollout -> score -> advantages -> epochs of minibatch updates
     trunk.py       the frozen layers below the adapter: computed once a step, replayed after
+    columns.py     each pass over a micro-batch skips the columns all its rows pad
     settings.py    every knob, with its default and why
 
 and, optionally, vllm_rollout.py: the same rollouts sampled by vLLM (`--vllm`), the

@@ -4,7 +4,8 @@
     2. score     the sequence reward of each response (reward model, verifier, ...); a response
                  no reward applies to (NaN) is counted and left out of the update
     3. evaluate  log-probs and values under the policy, log-probs under the reference (the layers
-                 below a top-layer adapter computed once, and replayed here and in 6: `trunk.py`)
+                 below a top-layer adapter computed once, and replayed here and in 6: `trunk.py`;
+                 every pass here and in 6 skips the columns its micro-batch only pads: `columns.py`)
     4. rewards   -beta * KL at every response token, plus the sequence reward at the last
                  (and, with a step reward, each step's where the step ends: `dense.py`)
     5. GAE       advantages and value targets over response tokens, advantages whitened
@@ -31,6 +32,7 @@ from llmpost.evaluation.generation import chat_prompt
 from llmpost.evaluation.heldout import RewardWithParts
 from llmpost.models.trunk import FrozenTrunk
 from llmpost.rl.checkpoint import load_checkpoint, save_checkpoint
+from llmpost.rl.columns import alike, tight
 from llmpost.rl.dense import StepRewardFn, placed_rewards
 from llmpost.rl.gae import gae_advantages
 from llmpost.rl.kl import kl_controller, kl_estimate, kl_penalized_rewards
@@ -233,25 +235,13 @@ class PPOTrainer:
             "position_ids": rollout.position_ids.to(device), "response_ids": rollout.response_ids.to(device),
             "response_mask": sampled * rewarded.unsqueeze(1),
         }
-        temperature, mask = self.rollout_cfg.temperature, batch["response_mask"]
-        old_logprobs, old_values, entropy, trunk = [], [], [], []
-        for idx in torch.arange(len(mask)).split(self.micro_batch_size):
-            micro = {k: v[idx] for k, v in batch.items()}
-            with self.trunk.capture() as captured:  # the frozen layers' output, replayed by the passes below
-                logits, values = self.forward(micro)
-            if not self.trunk.verified:
-                self.trunk.verify(logits, self.forward({**micro, "trunk": captured.hidden})[0])
-            logits = logits.float() / temperature
-            old_logprobs.append(token_logprobs(logits, micro["response_ids"]))
-            old_values.append(values.float())
-            entropy.append(entropy_from_logits(logits))
-            trunk.append(captured.hidden)
-        batch["old_logprobs"], batch["old_values"] = torch.cat(old_logprobs), torch.cat(old_values)
-        if self.trunk.enabled and all(h is not None for h in trunk):
-            batch["trunk"] = torch.cat(trunk)
-        with self.accelerator.autocast():
-            ref_logprobs = torch.cat([self.reference_logprobs({k: v[idx] for k, v in batch.items()}, temperature)
-                                      for idx in torch.arange(len(mask)).split(self.micro_batch_size)])
+        mask = batch["response_mask"]
+        # Micro-batches of rows alike in length, each pass cut to its micro-batch's own columns (`columns.py`).
+        micro_batches = alike(batch["attention_mask"], sampled.shape[1], self.micro_batch_size)
+        batch["old_logprobs"], batch["old_values"], entropy, trunk = self.first_pass(batch, micro_batches)
+        if trunk is not None:
+            batch["trunk"] = trunk
+        ref_logprobs = self.reference_pass(batch, micro_batches)
 
         if self.moments is not None:  # of each response's whole reward
             all_scores = self.accelerator.gather(raw_scores + in_response.sum(dim=1))
@@ -271,12 +261,49 @@ class PPOTrainer:
         stats = {
             "kl": seq_kl.mean().item(),
             "kl_penalty": (-self.kl_ctl.value * seq_kl).mean().item(),
-            "entropy": masked_mean(torch.cat(entropy), sampled).item(),
+            "entropy": masked_mean(entropy, sampled).item(),
             "score_scaled_mean": masked_mean(scores, rewarded.float()).item(),
             "value_mean": masked_mean(batch["old_values"], mask).item(),
             "return_mean": masked_mean(returns, mask).item(),
         }
         return batch, stats
+
+    def first_pass(self, batch: dict, micro_batches: list[torch.Tensor]):
+        """(log-probs, values, entropy) `[B, R]` under the policy that sampled, and the frozen trunk's output
+        `[B, T, H]` for the later passes to replay (None when nothing is replayed).
+
+        Each result goes back to its row's place; the columns a micro-batch did not keep hold 0.
+        """
+        temperature = self.rollout_cfg.temperature
+        logprobs, values, entropy = (torch.zeros(batch["response_ids"].shape, device=self.accelerator.device)
+                                     for _ in range(3))
+        trunk, replayable = None, self.trunk.enabled  # replayable: every micro-batch captured a tensor
+        for idx in micro_batches:
+            micro, cols = tight({k: v[idx] for k, v in batch.items()})
+            with self.trunk.capture() as captured:
+                logits, micro_values = self.forward(micro)
+            if not self.trunk.verified:
+                self.trunk.verify(logits, self.forward({**micro, "trunk": captured.hidden})[0])
+            logits = logits.float() / temperature
+            logprobs[idx, :cols.response] = token_logprobs(logits, micro["response_ids"])
+            values[idx, :cols.response] = micro_values.float()
+            entropy[idx, :cols.response] = entropy_from_logits(logits)
+            replayable = replayable and captured.hidden is not None
+            if replayable:
+                if trunk is None:
+                    trunk = captured.hidden.new_zeros((*batch["input_ids"].shape, captured.hidden.shape[-1]))
+                trunk[idx, cols.start:cols.stop] = captured.hidden
+        # verify may have turned the replay off after the first micro-batch
+        return logprobs, values, entropy, trunk if replayable and self.trunk.enabled else None
+
+    def reference_pass(self, batch: dict, micro_batches: list[torch.Tensor]) -> torch.Tensor:
+        """The reference's log-probs `[B, R]` of the sampled responses (0 in the columns a micro-batch did not keep)."""
+        logprobs = torch.zeros(batch["response_ids"].shape, device=self.accelerator.device)
+        with self.accelerator.autocast():
+            for idx in micro_batches:
+                micro, cols = tight({k: v[idx] for k, v in batch.items()})
+                logprobs[idx, :cols.response] = self.reference_logprobs(micro, self.rollout_cfg.temperature)
+        return logprobs
 
     def forward(self, micro: dict, *, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The policy's logits and values at the response positions of `micro` (the frozen layers replayed
@@ -331,7 +358,7 @@ class PPOTrainer:
         totals: dict[str, float] = {}
         for i, idx in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
-            micro = {k: v[idx] for k, v in minibatch.items()}
+            micro, _ = tight({k: v[idx] for k, v in minibatch.items()})
             with nullcontext() if last else self.accelerator.no_sync(self.model):
                 loss, stats = self.loss(micro)
                 self.accelerator.backward(loss / len(micro_batches))
