@@ -22,7 +22,8 @@ the longest. On a CPU that one large pass is slow for its size: SmolLM2 over 32 
 took 47-49 s forward and backward on 2 cores, and 26-27 s as four passes of 8 rows sorted by
 completion length, each cut to its own longest completion, one backward after all four. Here
 the rows run `forward_batch_size` at a time in that order, each pass cut to its longest
-completion and prompt; the log-probabilities go back to their rows, padded as TRL expects.
+completion and prompt (`rl/columns.py`, as PPO's passes); the log-probabilities go back to their
+rows, padded as TRL expects.
 The one backward over the whole batch keeps every loss type's normalisation and every
 metric TRL's own.
 """
@@ -37,6 +38,7 @@ from trl import GRPOTrainer
 from trl.models.utils import unwrap_model_for_generation
 
 from llmpost.evaluation.generation import plain_sampling, sampled_rows
+from llmpost.rl.columns import own_columns
 
 
 class LlmpostGRPOTrainer(GRPOTrainer):
@@ -102,20 +104,17 @@ class LlmpostGRPOTrainer(GRPOTrainer):
                          compute_aux_loss, **extra_inputs)
 
         prompt_width = input_ids.size(1) - logits_to_keep
-        prompt_lengths = attention_mask[:, :prompt_width].sum(dim=1)  # left-padded
         completion_lengths = attention_mask[:, prompt_width:].sum(dim=1)  # right-padded, up to the first EOS
         order = completion_lengths.argsort(stable=True)
         logps, entropies, aux_losses = [], [], []
         for rows_of_pass in order.split(self.forward_batch_size):
-            keep = max(int(completion_lengths[rows_of_pass].max()), 1)
-            start = prompt_width - int(prompt_lengths[rows_of_pass].max())
-            columns = slice(start, prompt_width + keep)
+            cols = own_columns(attention_mask[rows_of_pass], logits_to_keep)
             pass_logps, pass_entropies, pass_aux = whole(
-                model, input_ids[rows_of_pass, columns], attention_mask[rows_of_pass, columns], keep, None,
-                compute_entropy, compute_aux_loss)
-            logps.append(F.pad(pass_logps, (0, logits_to_keep - keep)))
+                model, input_ids[rows_of_pass, cols.start:cols.stop], attention_mask[rows_of_pass, cols.start:cols.stop],
+                cols.response, None, compute_entropy, compute_aux_loss)
+            logps.append(F.pad(pass_logps, (0, logits_to_keep - cols.response)))
             if compute_entropy:
-                entropies.append(F.pad(pass_entropies, (0, logits_to_keep - keep)))
+                entropies.append(F.pad(pass_entropies, (0, logits_to_keep - cols.response)))
             if compute_aux_loss:
                 aux_losses.append(pass_aux)
         back = order.argsort()  # sorted position -> original row
