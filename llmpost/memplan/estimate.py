@@ -22,7 +22,9 @@ activations   what autograd saves per token and decoder block (measured against
               Attention is sdpa/flash: no seq^2 term.
 LM head       TRL 1.x trainers use a fused, tiled LM head: a [min(N,4096), min(V,32768)]
               tile instead of [N, V] logits (plus, when the head trains, an fp32
-              gradient of its weight). Stages that build full logits pay N*V*(a+12).
+              gradient of its weight). llmpost's PPO builds the [N, V] logits of the
+              response positions and their gradient (a bytes each) and works in float32
+              on blocks of 64 MiB (`rl/logprobs.py`, two at a time, plus the forward's).
 working set   one block's worth of activation gradients while backpropagating
 
 Sequence length is taken as `max_length` for every example (the worst case a
@@ -39,6 +41,7 @@ from llmpost.memplan.architecture import Architecture
 # 4-bit NF4 with double quantisation: 4 bits + 8-bit absmax per 64-block + fp32 per 256 absmax.
 NF4_DOUBLE_QUANT_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
 FUSED_HEAD_TOKENS, FUSED_HEAD_VOCAB = 4096, 32768  # trl.kernels.chunked_logprob tile shape
+LOGPROB_BLOCK_BYTES = 64 * 2**20  # rl/logprobs.py CHUNK_BYTES: PPO's float32 working block
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,8 @@ def lm_head(arch: Architecture, work: Workload) -> Part:
     if work.lm_head == "none":
         return Part("score head", n * 4 * 2, "one score per token")
     if work.lm_head == "full":
-        return Part("logits", n * arch.vocab * (a + 12), f"[{n:,} x {arch.vocab:,}] logits, fp32 log-softmax and gradient")
+        return Part("logits", n * arch.vocab * 2 * a + 3 * LOGPROB_BLOCK_BYTES,
+                    f"[{n:,} x {arch.vocab:,}] logits and their gradient, float32 blocks")
     tile = min(n, FUSED_HEAD_TOKENS) * min(arch.vocab, FUSED_HEAD_VOCAB) * a
     grad_hidden = n * arch.hidden * 4
     head_trains = work.method == "full"

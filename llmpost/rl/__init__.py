@@ -9,7 +9,8 @@ Read in this order, it is the textbook algorithm:
     scaling.py     running reward normalisation and clipping
     masked.py      means, variances and whitening over response tokens only
     gae.py         generalised advantage estimation over response tokens
-    losses.py      clipped surrogate policy loss, clipped value loss, entropy
+    logprobs.py    log-probs and entropies of sampled tokens, a few positions of the logits at a time
+    losses.py      clipped surrogate policy loss, clipped value loss
     trainer.py     one PPO step: rollout -> score -> advantages -> epochs of minibatch updates
     trunk.py       the frozen layers below the adapter: computed once a step, replayed after
     columns.py     each pass over a micro-batch skips the columns all its rows pad

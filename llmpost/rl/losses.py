@@ -42,16 +42,3 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     with torch.no_grad():
         clip_frac = masked_mean((clipped_error > unclipped_error).float(), mask)
     return loss, {"value_clip_frac": clip_frac}
-
-
-def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log pi(token) for each position: `logits` `[B, T, V]`, `tokens` `[B, T]` -> `[B, T]`."""
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    return torch.gather(logprobs, 2, tokens.unsqueeze(-1)).squeeze(-1)
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of the next-token distribution at each position: `[B, T, V]` -> `[B, T]`."""
-    logits = logits.float()
-    probs = torch.softmax(logits, dim=-1)
-    return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(-1)

@@ -24,7 +24,7 @@ from inspect import signature
 
 import torch
 
-from llmpost.rl.losses import token_logprobs
+from llmpost.rl.logprobs import token_logprobs
 
 REFERENCE_ADAPTER = "reference"
 
@@ -41,30 +41,37 @@ def response_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     Runs the model's own forward, so the logits are exactly the model's: whatever
     it does after the LM head (Gemma's soft-capping, Cohere's `logit_scale`,
     Granite's `logits_scaling`, ...) is applied, and PPO's log-probs match it.
-    `logits_to_keep` limits the head to the response positions (position t-1
-    predicts token t) so long prompts and big vocabularies cost no extra logits;
-    a model whose forward lacks it computes all logits, sliced here. `hidden` is
+    `logits_to_keep`, given those positions (position t-1 predicts token t), limits
+    the head to them, so long prompts and big vocabularies cost no extra logits,
+    and the logits are a tensor of their own: a slice of a larger one would give
+    the backward pass a gradient of the larger one's size. A model whose forward
+    lacks it, or keeps every position, computes all logits, sliced here. `hidden` is
     the input of the output-embedding module -- the trunk's final (normalised)
     state the head reads, what the value head reads; it keeps its gradient.
     """
     lm = causal_lm(model)
+    length = input_ids.shape[1]
+    window = slice(length - response_length - 1, length - 1)  # the last position predicts past the end
     captured = []
     hook = lm.get_output_embeddings().register_forward_pre_hook(lambda _, args: captured.append(args[0]))
-    keep = {"logits_to_keep": response_length + 1} if "logits_to_keep" in signature(lm.forward).parameters else {}
+    keep = ({"logits_to_keep": torch.arange(window.start, window.stop, device=input_ids.device)}
+            if "logits_to_keep" in signature(lm.forward).parameters else {})
     try:
         logits = lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                     use_cache=False, **keep).logits
     finally:
         hook.remove()
-    window = slice(-response_length - 1, -1)  # drops the last position, which predicts past the end
-    return logits[:, window], captured[-1][:, window]
+    hidden = captured[-1]
+    if logits.shape[1] != response_length:
+        logits, hidden = logits[:, window], hidden[:, window]
+    return logits, hidden
 
 
 def sequence_logprobs(model, batch: dict, temperature: float) -> torch.Tensor:
     """log pi(response token) under `model` for a batch of rollout tensors, `[B, R]`."""
     logits, _ = response_forward(model, batch["input_ids"], batch["attention_mask"], batch["position_ids"],
                                  batch["response_ids"].shape[1])
-    return token_logprobs(logits / temperature, batch["response_ids"])
+    return token_logprobs(logits, batch["response_ids"], temperature)
 
 
 class Reference:

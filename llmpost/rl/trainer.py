@@ -36,7 +36,8 @@ from llmpost.rl.columns import alike, tight
 from llmpost.rl.dense import StepRewardFn, placed_rewards
 from llmpost.rl.gae import gae_advantages
 from llmpost.rl.kl import kl_controller, kl_estimate, kl_penalized_rewards
-from llmpost.rl.losses import entropy_from_logits, policy_loss, token_logprobs, value_loss
+from llmpost.rl.logprobs import logprobs_and_entropy
+from llmpost.rl.losses import policy_loss, value_loss
 from llmpost.rl.masked import masked_mean, whiten
 from llmpost.rl.policy import Reference, causal_lm
 from llmpost.rl.rollout import Rollout, sample_rollout
@@ -284,10 +285,10 @@ class PPOTrainer:
                 logits, micro_values = self.forward(micro)
             if not self.trunk.verified:
                 self.trunk.verify(logits, self.forward({**micro, "trunk": captured.hidden})[0])
-            logits = logits.float() / temperature
-            logprobs[idx, :cols.response] = token_logprobs(logits, micro["response_ids"])
+            micro_logprobs, micro_entropy = logprobs_and_entropy(logits, micro["response_ids"], temperature, entropy=True)
+            logprobs[idx, :cols.response] = micro_logprobs
             values[idx, :cols.response] = micro_values.float()
-            entropy[idx, :cols.response] = entropy_from_logits(logits)
+            entropy[idx, :cols.response] = micro_entropy
             replayable = replayable and captured.hidden is not None
             if replayable:
                 if trunk is None:
@@ -376,15 +377,15 @@ class PPOTrainer:
         """PPO's loss on a micro-batch: clipped policy loss + vf_coef * clipped value loss - entropy bonus."""
         mask = micro["response_mask"]
         logits, values = self.forward(micro, train=True)
-        logits = logits.float() / self.rollout_cfg.temperature
-        logprobs = token_logprobs(logits, micro["response_ids"])
+        logprobs, entropy = logprobs_and_entropy(logits, micro["response_ids"], self.rollout_cfg.temperature,
+                                                 entropy=self.ppo.entropy_coef > 0)
         pg_loss, pg_stats = policy_loss(logprobs, micro["old_logprobs"], micro["advantages"], mask,
                                         self.ppo.clip_range)
         vf_loss, vf_stats = value_loss(values.float(), micro["old_values"], micro["returns"], mask,
                                        self.ppo.clip_range_value)
         loss = pg_loss + self.ppo.vf_coef * vf_loss
         if self.ppo.entropy_coef > 0:
-            loss = loss - self.ppo.entropy_coef * masked_mean(entropy_from_logits(logits), mask)
+            loss = loss - self.ppo.entropy_coef * masked_mean(entropy, mask)
         stats = {"policy_loss": pg_loss.detach(), "value_loss": vf_loss.detach(), **pg_stats, **vf_stats}
         return loss, stats
 

@@ -13,7 +13,7 @@ import torch
 from decoder_families import FAMILIES, TINY, left_padded_batch, tiny_model
 from torch import nn
 
-from llmpost.rl.losses import token_logprobs
+from llmpost.rl.logprobs import token_logprobs
 from llmpost.rl.policy import response_forward
 
 
@@ -31,9 +31,13 @@ def test_response_logprobs_match_the_models_own_forward(config_cls, model_cls, e
     input_ids, attention_mask, position_ids, response_ids = left_padded_batch()
     expected = reference_logprobs(model, input_ids, attention_mask, position_ids, response_ids)
 
+    projected = []  # the LM head's output: the response positions alone, not one more to slice off
+    hook = model.get_output_embeddings().register_forward_hook(lambda _m, _a, out: projected.append(out.shape))
     logits, hidden = response_forward(model, input_ids, attention_mask, position_ids, response_ids.shape[1])
+    hook.remove()
 
     torch.testing.assert_close(token_logprobs(logits, response_ids), expected, atol=1e-4, rtol=1e-4)
+    assert projected == [(2, 5, TINY["vocab_size"])]
     assert logits.shape == (2, 5, TINY["vocab_size"])
     assert hidden.shape == (2, 5, TINY["hidden_size"])
     hidden.sum().backward()  # the value head trains the trunk through `hidden`

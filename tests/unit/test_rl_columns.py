@@ -103,7 +103,7 @@ def test_the_first_pass_gives_what_whole_width_passes_give_and_runs_fewer_column
         logits, values = trainer.model(full["input_ids"], full["attention_mask"], full["position_ids"],
                                        rollout.response_ids.shape[1])
         reference = trainer.reference.logprobs(full, 1.0)
-    from llmpost.rl.losses import token_logprobs
+    from llmpost.rl.logprobs import token_logprobs
 
     torch.testing.assert_close(batch["old_logprobs"][mask], token_logprobs(logits.float(), rollout.response_ids)[mask],
                                atol=1e-5, rtol=1e-5)
@@ -152,7 +152,7 @@ def test_response_forward_reads_the_response_at_the_end_of_a_cut_sequence(traine
                                                    "attention_mask": rollout.attention_mask[idx],
                                                    "position_ids": rollout.position_ids[idx],
                                                    "response_ids": rollout.response_ids[idx]}, 1.0)
-    from llmpost.rl.losses import token_logprobs
+    from llmpost.rl.logprobs import token_logprobs
 
     torch.testing.assert_close(token_logprobs(logits.float(), micro["response_ids"])[:, 0], whole[:, 0],
                                atol=1e-5, rtol=1e-5)

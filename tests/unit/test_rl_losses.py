@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from llmpost.rl.losses import entropy_from_logits, policy_loss, token_logprobs, value_loss
+from llmpost.rl.losses import policy_loss, value_loss
 
 
 def reference_policy_loss(logp, old, adv, clip):
@@ -96,13 +96,3 @@ def test_value_loss_matches_reference():
     ref_loss, ref_clip = reference_value_loss(values[keep].tolist(), old[keep].tolist(), returns[keep].tolist(), 0.2)
     assert loss.item() == pytest.approx(ref_loss, abs=1e-5)
     assert stats["value_clip_frac"].item() == pytest.approx(ref_clip, abs=1e-6)
-
-
-def test_token_logprobs_and_entropy_match_direct_formulas():
-    g = torch.Generator().manual_seed(4)
-    logits = torch.randn(2, 3, 7, generator=g)
-    tokens = torch.randint(0, 7, (2, 3), generator=g)
-    probs = torch.softmax(logits, -1)
-    expected_lp = torch.log(probs.gather(2, tokens.unsqueeze(-1)).squeeze(-1))
-    assert torch.allclose(token_logprobs(logits, tokens), expected_lp, atol=1e-6)
-    assert torch.allclose(entropy_from_logits(logits), -(probs * probs.log()).sum(-1), atol=1e-5)
