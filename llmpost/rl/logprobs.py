@@ -10,7 +10,7 @@ on `CHUNK_BYTES` of positions at a time, and the backward pass recomputes the so
 and each position's log-sum-exp:
 
     log p_k = z_k - logsumexp(z)          d log p_k / d z_j = [j = k] - p_j
-    H = logsumexp(z) - sum_j p_j z_j      d H / d z_j = -p_j (log p_j + H)
+    H = -sum_j p_j log p_j                d H / d z_j = -p_j (log p_j + H)
 
 with z the logits over the temperature (their gradient is the above over the temperature).
 """
