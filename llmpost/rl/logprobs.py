@@ -53,7 +53,8 @@ def working(block: torch.Tensor, inv_t: float) -> torch.Tensor:
 
 
 class _TokenStats(torch.autograd.Function):
-    """At most two float32 blocks of `chunk_bytes` live at a time, forward and backward."""
+    """Float32 blocks of `chunk_bytes` live at a time: two in the forward (three with the entropy: its
+    probabilities and their product with log p), two in the backward."""
 
     @staticmethod
     def forward(ctx, logits, tokens, inv_t, with_entropy, chunk_bytes):
