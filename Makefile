@@ -34,7 +34,7 @@ $(SMOLLM2): $(STAMP)
 quickstart: install
 	$(BIN)/llmpost run recipes/quickstart.yaml
 
-## The test suite (about 7 min on 2 idle CPU cores); slow acceptance runs are in test-slow.
+## The test suite (7-12 min on 2 idle CPU cores, by CPU); slow acceptance runs are in test-slow.
 ## Test files run in parallel, one per core (at most 4): most of a test is a CLI process
 ## importing torch/transformers on one core, and a tiny model gains little from a second.
 test: install smollm2
