@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.gpu_kit import REPO, ratio_interval, timing
+from tests.benchmarks.gpu_kit import ANCHORS, REPO, GiB, Kit, Row, ratio_interval, timing
 
 ROWS = ["sft 64 llmpost", "sft 64 plain TRL", "sft 128 llmpost", "sft 128 plain TRL", "sft 256 llmpost",
         "sft 256 plain TRL", "dpo", "grpo", "grpo --vllm", "ppo", "ppo --vllm"]
@@ -112,3 +112,15 @@ def test_ratio_interval_is_none_without_timed_tokens():
     no_tokens = [[{k: v for k, v in row.items() if k != "num_tokens"} for row in metrics_rows([0.5] * 8)]]
     assert ratio_interval(no_tokens, [metrics_rows([0.5] * 8)], warmup=1) is None
     assert ratio_interval([metrics_rows([0.5] * 2)], [metrics_rows([0.5] * 8)], warmup=5) is None
+
+
+@pytest.mark.parametrize(("within_noise", "verdict"), [
+    (True, "anchor NO (tok/s: 1.0x is inside the 95% interval)"), (False, "anchor NO")])
+def test_a_2k_miss_within_the_noise_is_marked_so(tmp_path: Path, within_noise: bool, verdict: str):
+    kit = Kit("real", tmp_path, "llama-3.1-8b", {}, {}, {}, started=0.0)
+    row = Row("sft 2K llmpost", "sft", "Llama-3.1-8B", "1 x 2048 tokens", peak_bytes=6.65 * GiB,
+              target=f"{ANCHORS['sft 2K']}; plan +-20%",
+              details={"anchor_met": False, "ratio_within_noise": within_noise})
+    kit.rows.append(row)
+    kit.judge()
+    assert row.met == verdict
