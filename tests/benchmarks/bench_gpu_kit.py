@@ -120,7 +120,7 @@ def test_a_2k_miss_within_the_noise_is_marked_so(tmp_path: Path, within_noise: b
     kit = Kit("real", tmp_path, "llama-3.1-8b", {}, {}, {}, started=0.0)
     row = Row("sft 2K llmpost", "sft", "Llama-3.1-8B", "1 x 2048 tokens", peak_bytes=6.65 * GiB,
               target=f"{ANCHORS['sft 2K']}; plan +-20%",
-              details={"anchor_met": False, "ratio_within_noise": within_noise})
+              details={"anchor_met": False, "miss_within_noise": within_noise})
     kit.rows.append(row)
     kit.judge()
     assert row.met == verdict

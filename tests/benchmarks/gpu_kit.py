@@ -437,6 +437,11 @@ def spans(rows: list[dict], warmup: int) -> list[tuple[int, float, float]]:
             for a, b in zip(steps, steps[1:], strict=False) if b["step"] > warmup]
 
 
+def rate(timed: list[tuple[int, float, float]]) -> float:
+    """Tokens/s of some timed spans: all their tokens over all their time."""
+    return sum(t for _, _, t in timed) / sum(s for _, s, _ in timed)
+
+
 def timing(runs: list[list[dict]], warmup: int) -> tuple[float | None, float | None]:
     """(median seconds per step, tokens/s) over the steps after `warmup` of each run's one-row-per-step metrics.
 
@@ -445,13 +450,7 @@ def timing(runs: list[list[dict]], warmup: int) -> tuple[float | None, float | N
     timed = [span for rows in runs for span in spans(rows, warmup)]
     if not timed:
         return None, None
-    tokens, seconds = sum(t for _, _, t in timed), sum(s for _, s, _ in timed)
-    return statistics.median(s / n for n, s, _ in timed), (tokens / seconds if tokens > 0 else None)
-
-
-def rate(timed: list[tuple[int, float, float]]) -> float:
-    """Tokens/s of some timed spans: all their tokens over all their time."""
-    return sum(t for _, _, t in timed) / sum(s for _, s, _ in timed)
+    return statistics.median(s / n for n, s, _ in timed), (rate(timed) or None)
 
 
 def ratio_interval(ours: list[list[dict]], plain: list[list[dict]], warmup: int) -> tuple[float, float] | None:
@@ -617,8 +616,10 @@ class Kit:
                 if self.size_name == "real" and ours.status == "ok" and ratio:
                     ours.details["anchor_met"] = ours.peak_bytes <= 7 * GiB and ratio >= 1.0
                     interval = ours.details.get("ratio_interval")
-                    # below 1.0x, but 1.0x inside the interval: these steps cannot tell llmpost from plain TRL
-                    ours.details["ratio_within_noise"] = bool(ratio < 1.0 and interval and interval[1] >= 1.0)
+                    # the anchor's only miss is tok/s below 1.0x with 1.0x inside the interval: these steps
+                    # cannot tell llmpost from plain TRL
+                    ours.details["miss_within_noise"] = bool(ours.peak_bytes <= 7 * GiB and ratio < 1.0
+                                                             and interval and interval[1] >= 1.0)
             self.save()
 
     def sft_once(self, side: str, length: int, round_: int, sets: list[str]) -> Outcome:
@@ -718,7 +719,7 @@ class Kit:
             if row.target != "plan +-20%":  # an anchor too
                 anchor = row.details.get("anchor_met")
                 verdict = "n/a (toy)" if self.size_name == "toy" else "n/a" if anchor is None else "yes" if anchor else "NO"
-                if verdict == "NO" and row.details.get("ratio_within_noise") and row.peak_bytes <= 7 * GiB:
+                if verdict == "NO" and row.details.get("miss_within_noise"):
                     verdict = "NO (tok/s: 1.0x is inside the 95% interval)"
                 checks.append(f"anchor {verdict}")
             row.met = ", ".join(checks)
